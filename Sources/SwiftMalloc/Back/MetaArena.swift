@@ -1,0 +1,65 @@
+import CShim
+
+/// Allocator metadata (Span structs, thread caches) comes from here, never
+/// from malloc: bump allocation from 1 MiB mmap chunks, freed objects kept on
+/// one free list per kind. Under the meta lock. Memory is never returned.
+enum Meta {
+  static let chunkBytes: UInt = 1 << 20
+  static let spanBytes: UInt = 64
+  static var cacheBytes: UInt { (UInt(ThreadCache.bytes) &+ 63) & ~63 }
+
+  @inline(__always) static var lock: UnsafeMutablePointer<swm_lock_t> { swm_lock_at(swm_lock_index_meta()) }
+
+  /// A zeroed Span struct, or nil when memory is exhausted.
+  static func allocSpan() -> SpanPtr? {
+    if MemoryLayout<Span>.stride > Int(spanBytes) { Diagnostics.fatal("init", "span struct too large", nil) }
+    swm_lock(lock)
+    let p = take(spanBytes, freeList: &Heap.state.pointee.metaFreeSpans)
+    swm_unlock(lock)
+    return p?.bindMemory(to: Span.self, capacity: 1)
+  }
+
+  static func freeSpan(_ span: SpanPtr) {
+    swm_lock(lock)
+    give(RawPtr(span), freeList: &Heap.state.pointee.metaFreeSpans)
+    swm_unlock(lock)
+  }
+
+  static func allocCache() -> RawPtr? {
+    swm_lock(lock)
+    let p = take(cacheBytes, freeList: &Heap.state.pointee.metaFreeCaches)
+    if p != nil { Heap.state.pointee.liveCaches &+= 1 }
+    swm_unlock(lock)
+    return p
+  }
+
+  static func freeCache(_ cache: RawPtr) {
+    swm_lock(lock)
+    give(cache, freeList: &Heap.state.pointee.metaFreeCaches)
+    Heap.state.pointee.liveCaches &-= 1
+    swm_unlock(lock)
+  }
+
+  private static func take(_ bytes: UInt, freeList: inout RawPtr?) -> RawPtr? {
+    if let p = freeList {
+      freeList = p.load(as: RawPtr?.self)
+      p.initializeMemory(as: UInt8.self, repeating: 0, count: Int(bytes))
+      return p
+    }
+    let state = Heap.state
+    if state.pointee.metaBump &+ bytes > state.pointee.metaEnd {
+      guard let chunk = swm_sys_mmap(Int(chunkBytes)) else { return nil }
+      state.pointee.metaBump = UInt(bitPattern: chunk)
+      state.pointee.metaEnd = state.pointee.metaBump &+ chunkBytes
+      _ = swm_atomic_add(&state.pointee.metaBytes, chunkBytes)
+    }
+    let p = RawPtr(bitPattern: state.pointee.metaBump)
+    state.pointee.metaBump &+= bytes
+    return p  // fresh mmap memory is zero
+  }
+
+  private static func give(_ p: RawPtr, freeList: inout RawPtr?) {
+    p.storeBytes(of: freeList, as: RawPtr?.self)
+    freeList = p
+  }
+}

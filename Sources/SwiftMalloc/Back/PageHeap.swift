@@ -1,0 +1,308 @@
+import CShim
+
+/// The page heap: free spans, split to serve a request and coalesced with
+/// free neighbours on return. All of it runs under the page-heap lock.
+///
+/// Invariants (lock held):
+/// - `lists[n]` for 1 <= n <= exactLists holds free spans of exactly n pages;
+///   `lists[0]` holds the longer ones.
+/// - No two free spans of the same origin (sbrk or mmap) are adjacent: free()
+///   coalesces at once.
+/// - state.freeBytes / cleanBytes are the sums over the free spans.
+/// - The sbrk top span never holds more than M_TRIM_THRESHOLD free bytes after
+///   a free: the excess goes back with a negative sbrk (keeping M_TOP_PAD).
+enum PageHeap {
+  static let exactLists = 128
+  static let listsOffset = 8192
+
+  @inline(__always)
+  static var lists: UnsafeMutablePointer<SpanList> { Heap.region(at: listsOffset, as: SpanList.self) }
+
+  @inline(__always) static var lock: UnsafeMutablePointer<swm_lock_t> { swm_lock_at(swm_lock_index_pageheap()) }
+
+  // MARK: - entry points that take the lock
+
+  /// A medium block: a page run of at least `size` bytes aligned to
+  /// `alignment` (a power of two >= the page size). `zeroed`: when not nil,
+  /// the block must read zero; the memset is skipped for clean pages.
+  static func allocateRun(_ size: UInt, alignment: UInt, zeroed: Bool?) -> RawPtr? {
+    let pages = (size &+ OSMemory.pageMask) &>> OSMemory.pageShift
+    swm_lock(lock)
+    let span = allocateAligned(pages: pages == 0 ? 1 : pages, alignment: alignment)
+    swm_unlock(lock)
+    guard let span else {
+      swm_errno_set(swm_ENOMEM())
+      return nil
+    }
+    span.pointee.kind = SpanKind.pageRun
+    let p = RawPtr(bitPattern: span.pointee.start)!
+    if zeroed == true && !span.pointee.clean { p.initializeMemory(as: UInt8.self, repeating: 0, count: Int(span.pointee.bytes)) }
+    span.pointee.clean = false
+    return p
+  }
+
+  static func freeRun(_ span: SpanPtr) {
+    swm_lock(lock)
+    release(span)
+    swm_unlock(lock)
+  }
+
+  /// A span of `pages` pages for a central list (kind and class set by the caller).
+  static func allocateSpan(pages: UInt) -> SpanPtr? {
+    swm_lock(lock)
+    let span = allocateAligned(pages: pages, alignment: OSMemory.pageSize)
+    swm_unlock(lock)
+    return span
+  }
+
+  static func freeSpan(_ span: SpanPtr) {
+    swm_lock(lock)
+    release(span)
+    swm_unlock(lock)
+  }
+
+  /// Grows a page run in place to `pages` pages when the pages after it are
+  /// free; false otherwise.
+  static func tryGrowInPlace(_ span: SpanPtr, pages: UInt) -> Bool {
+    swm_lock(lock)
+    defer { swm_unlock(lock) }
+    let extra = pages &- span.pointee.pages
+    guard let right = PageMap.lookup(span.pointee.end), right.pointee.kind == SpanKind.free,
+          right.pointee.start == span.pointee.end, right.pointee.fromSbrk == span.pointee.fromSbrk,
+          right.pointee.pages >= extra else { return false }
+    removeFree(right)
+    if right.pointee.pages > extra {
+      guard let rest = split(right, keeping: extra) else { insertFree(right); return false }
+      insertFree(rest)
+    }
+    _ = PageMap.set(right.pointee.start, pages: extra, to: span)
+    span.pointee.pages = pages
+    Meta.freeSpan(right)
+    return true
+  }
+
+  /// Shrinks a page run in place to `pages` pages; the tail is freed.
+  static func shrinkInPlace(_ span: SpanPtr, pages: UInt) {
+    swm_lock(lock)
+    if let tail = split(span, keeping: pages) { release(tail) }
+    swm_unlock(lock)
+  }
+
+  /// malloc_trim: gives back the sbrk top beyond `pad` and decommits every
+  /// other free span. True when anything was released.
+  static func trim(pad: UInt) -> Bool {
+    swm_lock(lock)
+    defer { swm_unlock(lock) }
+    var released = false
+    if let top = PageMap.lookup(Heap.state.pointee.sbrkEnd &- 1), top.pointee.kind == SpanKind.free {
+      removeFree(top)
+      if let kept = trimTop(top, threshold: pad, pad: pad, released: &released) { insertFree(kept) }
+    }
+    released = decommit(keeping: 0) || released
+    return released
+  }
+
+  // MARK: - under the lock
+
+  static func allocateAligned(pages: UInt, alignment: UInt) -> SpanPtr? {
+    let alignPages = alignment &>> OSMemory.pageShift
+    let want = pages &+ (alignPages > 1 ? alignPages &- 1 : 0)
+    guard var span = take(pages: want) else { return nil }
+    if alignPages > 1 {
+      let aligned = (span.pointee.start &+ alignment &- 1) & ~(alignment &- 1)
+      let lead = (aligned &- span.pointee.start) &>> OSMemory.pageShift
+      if lead > 0 {
+        guard let body = split(span, keeping: lead) else { release(span, touched: false); return nil }
+        release(span, touched: false)
+        span = body
+      }
+    }
+    if span.pointee.pages > pages, let tail = split(span, keeping: pages) { release(tail, touched: false) }
+    return span
+  }
+
+  /// Removes a free span of at least `pages` pages from the lists, cut to
+  /// exactly `pages` (kind still free, to be set by the caller).
+  static func take(pages: UInt) -> SpanPtr? {
+    var found = findFree(pages)
+    if found == nil {
+      guard let region = OSMemory.grow(bytes: pages &<< OSMemory.pageShift) else { return nil }
+      if addRegion(region) == nil { return nil }
+      found = findFree(pages)
+    }
+    guard let span = found else { return nil }
+    removeFree(span)
+    if span.pointee.pages > pages {
+      if let rest = split(span, keeping: pages) { insertFree(rest) }
+      else { insertFree(span); return nil }
+    }
+    span.pointee.kind = 0
+    return span
+  }
+
+  private static func findFree(_ pages: UInt) -> SpanPtr? {
+    let l = lists
+    if pages <= UInt(exactLists) {
+      var n = Int(pages)
+      while n <= exactLists {
+        if let s = l[n].head { return s }
+        n &+= 1
+      }
+    }
+    var best: SpanPtr? = nil
+    var cursor = l[0].head
+    while let s = cursor {
+      if s.pointee.pages >= pages && (best == nil || s.pointee.pages < best!.pointee.pages) { best = s }
+      cursor = s.pointee.next
+    }
+    return best
+  }
+
+  /// Registers fresh OS memory as a free span, merged with a free span that
+  /// ends where it starts. Returns the merged span, already on a list.
+  private static func addRegion(_ region: OSMemory.Region) -> SpanPtr? {
+    guard let span = Meta.allocSpan() else { return nil }
+    span.pointee.start = region.start
+    span.pointee.pages = region.bytes &>> OSMemory.pageShift
+    span.pointee.fromSbrk = region.fromSbrk
+    span.pointee.clean = true
+    span.pointee.kind = SpanKind.free
+    if !PageMap.set(span.pointee.start, pages: span.pointee.pages, to: span) {
+      Meta.freeSpan(span)
+      return nil
+    }
+    var merged = span
+    if let left = PageMap.lookup(span.pointee.start &- 1), left.pointee.kind == SpanKind.free,
+       left.pointee.end == span.pointee.start, left.pointee.fromSbrk == span.pointee.fromSbrk {
+      removeFree(left)
+      _ = PageMap.set(span.pointee.start, pages: span.pointee.pages, to: left)
+      left.pointee.pages &+= span.pointee.pages
+      left.pointee.clean = left.pointee.clean && span.pointee.clean
+      Meta.freeSpan(span)
+      merged = left
+    }
+    insertFree(merged)
+    return merged
+  }
+
+  /// Cuts `span` after `keeping` pages; the tail becomes a new span of the
+  /// same kind and origin, registered in the page map. nil if no struct.
+  static func split(_ span: SpanPtr, keeping: UInt) -> SpanPtr? {
+    guard let tail = Meta.allocSpan() else { return nil }
+    tail.pointee.start = span.pointee.start &+ (keeping &<< OSMemory.pageShift)
+    tail.pointee.pages = span.pointee.pages &- keeping
+    tail.pointee.kind = span.pointee.kind
+    tail.pointee.fromSbrk = span.pointee.fromSbrk
+    tail.pointee.clean = span.pointee.clean
+    _ = PageMap.set(tail.pointee.start, pages: tail.pointee.pages, to: tail)  // leaves exist already
+    span.pointee.pages = keeping
+    return tail
+  }
+
+  /// Returns a span that is not on any list to the heap: coalesce, trim, file.
+  /// `touched`: the pages were handed out (so no longer known to be clean).
+  static func release(_ spanIn: SpanPtr, touched: Bool = true) {
+    var span = spanIn
+    span.pointee.kind = SpanKind.free
+    span.pointee.sizeClass = 0
+    span.pointee.freeList = nil
+    span.pointee.used = 0
+    span.pointee.onList = false
+    if touched { span.pointee.clean = false }
+    if let left = PageMap.lookup(span.pointee.start &- 1), left.pointee.kind == SpanKind.free,
+       left.pointee.end == span.pointee.start, left.pointee.fromSbrk == span.pointee.fromSbrk {
+      removeFree(left)
+      _ = PageMap.set(span.pointee.start, pages: span.pointee.pages, to: left)
+      left.pointee.pages &+= span.pointee.pages
+      left.pointee.clean = left.pointee.clean && span.pointee.clean
+      Meta.freeSpan(span)
+      span = left
+    }
+    if let right = PageMap.lookup(span.pointee.end), right.pointee.kind == SpanKind.free,
+       right.pointee.start == span.pointee.end, right.pointee.fromSbrk == span.pointee.fromSbrk {
+      removeFree(right)
+      _ = PageMap.set(right.pointee.start, pages: right.pointee.pages, to: span)
+      span.pointee.pages &+= right.pointee.pages
+      span.pointee.clean = span.pointee.clean && right.pointee.clean
+      Meta.freeSpan(right)
+    }
+    var released = false
+    let state = Heap.state
+    guard let kept = trimTop(span, threshold: state.pointee.trimThreshold, pad: state.pointee.topPad,
+                             released: &released) else { return }
+    insertFree(kept)
+    if state.pointee.freeBytes &- state.pointee.cleanBytes > state.pointee.dirtyLimit {
+      _ = decommit(keeping: state.pointee.dirtyLimit / 2)
+    }
+  }
+
+  /// If `span` (not on a list) is the top of the sbrk heap and holds more than
+  /// `threshold` bytes, shrinks the heap to keep `pad` of it. Returns what is
+  /// left of the span, nil when nothing is.
+  private static func trimTop(_ span: SpanPtr, threshold: UInt, pad: UInt, released: inout Bool) -> SpanPtr? {
+    let state = Heap.state
+    guard span.pointee.fromSbrk, span.pointee.end == state.pointee.sbrkEnd,
+          span.pointee.bytes > threshold else { return span }
+    let keepPages = min((pad &+ OSMemory.pageMask) &>> OSMemory.pageShift, span.pointee.pages)
+    let releasePages = span.pointee.pages &- keepPages
+    if releasePages == 0 { return span }
+    let releaseStart = span.pointee.start &+ (keepPages &<< OSMemory.pageShift)
+    guard OSMemory.shrinkSbrk(to: releaseStart) else { return span }
+    _ = PageMap.set(releaseStart, pages: releasePages, to: nil)
+    released = true
+    span.pointee.pages = keepPages
+    if keepPages == 0 {
+      Meta.freeSpan(span)
+      return nil
+    }
+    return span
+  }
+
+  /// Decommits free spans (largest lists first) until at most `keeping`
+  /// dirty free bytes remain. True when anything was decommitted.
+  static func decommit(keeping: UInt) -> Bool {
+    let state = Heap.state
+    let l = lists
+    var any = false
+    var n = 0
+    var order = 0  // 0 first, then exactLists down to 1
+    while order <= exactLists {
+      n = order == 0 ? 0 : exactLists &- order &+ 1
+      var cursor = l[n].head
+      while let s = cursor, state.pointee.freeBytes &- state.pointee.cleanBytes > keeping {
+        if !s.pointee.clean {
+          _ = swm_sys_decommit(RawPtr(bitPattern: s.pointee.start), Int(s.pointee.bytes))
+          s.pointee.clean = true
+          state.pointee.cleanBytes &+= s.pointee.bytes
+          any = true
+        }
+        cursor = s.pointee.next
+      }
+      order &+= 1
+    }
+    return any
+  }
+
+  static func insertFree(_ span: SpanPtr) {
+    span.pointee.kind = SpanKind.free
+    let n = span.pointee.pages <= UInt(exactLists) ? Int(span.pointee.pages) : 0
+    lists[n].push(span)
+    let state = Heap.state
+    state.pointee.freeBytes &+= span.pointee.bytes
+    if span.pointee.clean { state.pointee.cleanBytes &+= span.pointee.bytes }
+  }
+
+  static func removeFree(_ span: SpanPtr) {
+    let n = span.pointee.pages <= UInt(exactLists) ? Int(span.pointee.pages) : 0
+    lists[n].remove(span)
+    let state = Heap.state
+    state.pointee.freeBytes &-= span.pointee.bytes
+    if span.pointee.clean { state.pointee.cleanBytes &-= span.pointee.bytes }
+  }
+
+  /// Bytes of the free span at the top of the sbrk heap (keepcost).
+  static func topFreeBytes() -> UInt {
+    guard let top = PageMap.lookup(Heap.state.pointee.sbrkEnd &- 1), top.pointee.kind == SpanKind.free else { return 0 }
+    return top.pointee.bytes
+  }
+}

@@ -1,0 +1,68 @@
+import CShim
+
+/// What a span is used for.
+enum SpanKind {
+  /// In the page heap, on a free list.
+  static let free: UInt8 = 1
+  /// Carved into blocks of one size class, owned by that class's central list.
+  static let small: UInt8 = 2
+  /// One medium block (from SWM_MAX_SMALL up to the mmap threshold).
+  static let pageRun: UInt8 = 3
+  /// One mmap block (M_MMAP_THRESHOLD and up); only its first page is mapped.
+  static let mmap: UInt8 = 4
+}
+
+/// A run of whole pages with one use. Span structs live in the metadata arena
+/// (MetaArena.swift), never inside the pages they describe.
+///
+/// Invariants:
+/// - `start` is page aligned; the span covers [start, start + pages * 4096).
+/// - free, small and pageRun spans: the page map sends every page of the span
+///   to this struct. mmap spans: only the first page.
+/// - `sizeClass != 0` exactly when kind == small (the free fast path tests
+///   only `sizeClass`).
+/// - small spans: blocks are [start + k * size); blocks below `bumpNext` were
+///   handed out at least once, each either out (counted in `used`) or on
+///   `freeList`; `onList` is true while the span has a free or unbumped block.
+/// - free spans: `clean` means every byte reads zero and none is resident.
+struct Span {
+  var start: UInt
+  var pages: UInt
+  var next: SpanPtr?
+  var prev: SpanPtr?
+  var freeList: RawPtr?
+  var bumpNext: UInt
+  var used: UInt32
+  var sizeClass: UInt8
+  var kind: UInt8
+  var fromSbrk: Bool
+  var clean: Bool
+  var onList: Bool
+
+  @inline(__always) var bytes: UInt { pages &<< OSMemory.pageShift }
+  @inline(__always) var end: UInt { start &+ bytes }
+}
+
+typealias SpanPtr = UnsafeMutablePointer<Span>
+
+/// An intrusive doubly linked list of spans (through next/prev).
+struct SpanList {
+  var head: SpanPtr?
+  var count: UInt
+
+  mutating func push(_ span: SpanPtr) {
+    span.pointee.prev = nil
+    span.pointee.next = head
+    head?.pointee.prev = span
+    head = span
+    count &+= 1
+  }
+
+  mutating func remove(_ span: SpanPtr) {
+    if let prev = span.pointee.prev { prev.pointee.next = span.pointee.next } else { head = span.pointee.next }
+    span.pointee.next?.pointee.prev = span.pointee.prev
+    span.pointee.next = nil
+    span.pointee.prev = nil
+    count &-= 1
+  }
+}

@@ -1,0 +1,29 @@
+import CShim
+
+/// Heap misuse ends here: one line on stderr (write(2)) naming the call, the
+/// problem and the pointer, then abort().
+enum Diagnostics {
+  @inline(__always)
+  static func cString(_ s: StaticString) -> UnsafePointer<CChar> {
+    UnsafeRawPointer(s.utf8Start).assumingMemoryBound(to: CChar.self)
+  }
+
+  @inline(never)
+  static func fatal(_ call: StaticString, _ problem: StaticString, _ p: UnsafeRawPointer?) -> Never {
+    swm_fatal(cString(call), cString(problem), p)
+  }
+
+  @inline(never)
+  static func invalidPointer(_ call: StaticString, _ p: UnsafeRawPointer?) -> Never {
+    fatal(call, "invalid pointer", p)
+  }
+
+  @inline(never)
+  static func doubleFree(_ call: StaticString, _ p: UnsafeRawPointer?) -> Never {
+    fatal(call, "double free of", p)
+  }
+
+  static func warn(_ text: StaticString, _ value: UnsafePointer<CChar>) {
+    swm_warn(cString(text), value)
+  }
+}

@@ -1,0 +1,142 @@
+import CShim
+
+/// One bin of a thread cache: a singly linked list of free blocks of one
+/// size class (linked through word 0 of each block).
+///
+/// Invariants: `count` is the length of the list; `count <= limit` except
+/// for the moment inside freeSlow; the dead cache has limit 0 everywhere.
+struct Bin {
+  var head: RawPtr?
+  var count: UInt32
+  var limit: UInt32
+}
+
+/// A thread cache is an array of SWM_NUM_CLASSES bins (the TLS slot points at
+/// bin 0, so the fast paths index it directly) followed by a small header.
+/// It is created on the thread's first slow path and given back by the
+/// pthread key destructor when the thread exits; from then on the slot holds
+/// the dead cache, whose empty, zero-limit bins send every call to the slow
+/// path, which then works on the central lists directly.
+enum ThreadCache {
+  struct Header {
+    var registered: UInt
+  }
+  static let binsBytes = MemoryLayout<Bin>.stride * Int(SWM_NUM_CLASSES)
+  static let bytes = binsBytes + MemoryLayout<Header>.stride
+  static let deadOffset = 1024
+
+  @inline(__always) static var dead: RawPtr { swm_state() + deadOffset }
+
+  @inline(__always)
+  static func header(_ cache: RawPtr) -> UnsafeMutablePointer<Header> {
+    (cache + binsBytes).assumingMemoryBound(to: Header.self)
+  }
+
+  /// The calling thread's cache, created if it has none; nil once the thread
+  /// has been torn down (or when no memory is left for a cache).
+  @inline(__always)
+  static func current() -> RawPtr? {
+    if let cache = swm_tls_get() {
+      if cache == dead { return nil }
+      if header(cache).pointee.registered == 0 { register(cache) }
+      return cache
+    }
+    return create()
+  }
+
+  @inline(never)
+  private static func create() -> RawPtr? {
+    guard let cache = Meta.allocCache() else { return nil }
+    let bins = cache.assumingMemoryBound(to: Bin.self)
+    var c: UInt32 = 1
+    while c < UInt32(SWM_NUM_CLASSES) {
+      bins[Int(c)].limit = 2 &* UInt32(swm_class_batch_size(c))
+      c &+= 1
+    }
+    swm_tls_set(cache)
+    register(cache)
+    return cache
+  }
+
+  @inline(never)
+  private static func register(_ cache: RawPtr) {
+    if swm_thread_register(cache) != 0 { header(cache).pointee.registered = 1 }
+  }
+
+  /// malloc's slow path for a small class: refill the bin with a batch.
+  @inline(never)
+  static func allocateSlow(sizeClass: UInt32) -> RawPtr? {
+    guard let cache = current() else {
+      // no cache (thread torn down): one block straight from the central list
+      let (head, taken) = Central.fetch(sizeClass, count: 1)
+      if taken == 0 { swm_errno_set(swm_ENOMEM()); return nil }
+      head!.storeBytes(of: 0, toByteOffset: 8, as: UInt.self)
+      return head
+    }
+    let bin = cache.assumingMemoryBound(to: Bin.self) + Int(sizeClass)
+    if bin.pointee.head == nil {
+      let (head, taken) = Central.fetch(sizeClass, count: UInt32(swm_class_batch_size(sizeClass)))
+      if taken == 0 { swm_errno_set(swm_ENOMEM()); return nil }
+      bin.pointee.head = head
+      bin.pointee.count = taken
+    }
+    let block = bin.pointee.head!
+    bin.pointee.head = block.load(as: RawPtr?.self)
+    bin.pointee.count &-= 1
+    block.storeBytes(of: 0, toByteOffset: 8, as: UInt.self)
+    return block
+  }
+
+  /// free's slow path for a small block (tag already written): push on the
+  /// bin, then give a batch back if the bin is over its limit.
+  @inline(never)
+  static func freeSlow(_ block: RawPtr, sizeClass: UInt32) {
+    guard let cache = current() else {
+      block.storeBytes(of: nil, as: RawPtr?.self)
+      Central.release(sizeClass, head: block)
+      return
+    }
+    let bin = cache.assumingMemoryBound(to: Bin.self) + Int(sizeClass)
+    block.storeBytes(of: bin.pointee.head, as: RawPtr?.self)
+    bin.pointee.head = block
+    bin.pointee.count &+= 1
+    if bin.pointee.count > bin.pointee.limit {
+      releaseBatch(bin, sizeClass: sizeClass, count: UInt32(swm_class_batch_size(sizeClass)))
+    }
+  }
+
+  /// Gives the first `count` blocks of a bin back to the central list.
+  static func releaseBatch(_ bin: UnsafeMutablePointer<Bin>, sizeClass: UInt32, count: UInt32) {
+    guard let first = bin.pointee.head, count > 0 else { return }
+    var last = first
+    var n: UInt32 = 1
+    while n < count, let next = last.load(as: RawPtr?.self) {
+      last = next
+      n &+= 1
+    }
+    bin.pointee.head = last.load(as: RawPtr?.self)
+    bin.pointee.count &-= n
+    last.storeBytes(of: nil, as: RawPtr?.self)
+    Central.release(sizeClass, head: first)
+  }
+
+  /// Empties every bin of `cache` into the central lists.
+  static func flush(_ cache: RawPtr) {
+    let bins = cache.assumingMemoryBound(to: Bin.self)
+    var c: UInt32 = 1
+    while c < UInt32(SWM_NUM_CLASSES) {
+      let bin = bins + Int(c)
+      if bin.pointee.count > 0 { releaseBatch(bin, sizeClass: c, count: bin.pointee.count) }
+      c &+= 1
+    }
+  }
+}
+
+/// Called by the pthread key destructor when a thread exits (shim.c).
+@_cdecl("swmcore_thread_exit")
+func swmcore_thread_exit(_ cache: RawPtr) {
+  if cache == ThreadCache.dead { return }
+  ThreadCache.flush(cache)
+  swm_tls_set(ThreadCache.dead)
+  Meta.freeCache(cache)
+}

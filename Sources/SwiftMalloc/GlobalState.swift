@@ -1,0 +1,99 @@
+import CShim
+
+/// Allocator state that is not per thread. It lives in the zero-initialised
+/// block `swm_state()` (swm_shim.h), so it exists before any constructor runs
+/// and all-zero is its valid "not yet initialised" value.
+///
+/// Layout of the block (offsets in bytes):
+///   0      GlobalState
+///   1024   the dead thread cache: empty bins with limit 0 (ThreadCache.swift)
+///   2048   CentralFreeList x SWM_NUM_CLASSES
+///   8192   SpanList x (PageHeap.exactLists + 1): the page heap's free lists
+struct GlobalState {
+  // MARK: read on every malloc and free
+  /// Requests up to here use size classes: min(SWM_MAX_SMALL, mmapThreshold - 1).
+  var smallLimit: UInt
+  /// XOR key of the tag written into word 1 of a freed small block.
+  var tagSecret: UInt
+
+  // MARK: options (Options.swift), written at init and by mallopt
+  var mmapThreshold: UInt
+  var trimThreshold: UInt
+  var topPad: UInt
+  /// 0 after mallopt(M_MMAP_MAX, 0): every request is served from the heap.
+  var mmapEnabled: UInt
+  /// Free page-heap bytes that may stay resident before the rest is decommitted.
+  var dirtyLimit: UInt
+  var statsAtExit: UInt
+  var initialized: UInt
+
+  // MARK: OS memory (OSMemory.swift), under the page-heap lock
+  /// End of the sbrk region we grew last; 0 before the first.
+  var sbrkEnd: UInt
+  var sbrkBytes: UInt
+  var regionMmapBytes: UInt
+
+  // MARK: page heap (PageHeap.swift), under the page-heap lock
+  /// Bytes in free spans.
+  var freeBytes: UInt
+  /// Of those, bytes that read as zero and are not resident (fresh or decommitted).
+  var cleanBytes: UInt
+
+  // MARK: mmap blocks (LargeBlocks.swift), atomic
+  var largeBytes: UInt
+  var largeCount: UInt
+
+  // MARK: metadata arena (MetaArena.swift), under the meta lock
+  var metaBump: UInt
+  var metaEnd: UInt
+  var metaFreeSpans: RawPtr?
+  var metaFreeCaches: RawPtr?
+  var metaBytes: UInt
+  var liveCaches: UInt
+}
+
+enum Heap {
+  /// Larger requests fail with ENOMEM before any arithmetic on them.
+  static let maxRequest: UInt = 1 << 46
+
+  @inline(__always)
+  static var state: UnsafeMutablePointer<GlobalState> {
+    swm_state().assumingMemoryBound(to: GlobalState.self)
+  }
+
+  @inline(__always)
+  static func region<T>(at offset: Int, as type: T.Type) -> UnsafeMutablePointer<T> {
+    (swm_state() + offset).assumingMemoryBound(to: T.self)
+  }
+
+  /// Sets defaults, reads the environment, draws the tag key. Runs on the
+  /// first slow path (which may precede every constructor): no stdio, no
+  /// getenv, no malloc.
+  @inline(__always)
+  static func ensureInitialized() {
+    if state.pointee.initialized == 0 { initialize() }
+  }
+
+  @inline(never)
+  static func initialize() {
+    let lock = swm_lock_at(UInt32(SWM_LOCK_INIT))
+    swm_lock(lock)
+    defer { swm_unlock(lock) }
+    if state.pointee.initialized != 0 { return }
+    if MemoryLayout<GlobalState>.size > 1024
+      || MemoryLayout<CentralFreeList>.stride * Int(SWM_NUM_CLASSES) > 8192 - 2048
+      || 8192 + MemoryLayout<SpanList>.stride * (PageHeap.exactLists + 1) > Int(swm_state_bytes()) {
+      Diagnostics.fatal("init", "state block too small", nil)
+    }
+    let s = state
+    s.pointee.mmapThreshold = Options.defaultMmapThreshold
+    s.pointee.trimThreshold = Options.defaultTrimThreshold
+    s.pointee.topPad = Options.defaultTopPad
+    s.pointee.mmapEnabled = 1
+    s.pointee.dirtyLimit = Options.defaultDirtyLimit
+    Options.loadEnvironment()
+    s.pointee.tagSecret = UInt(swm_sys_random()) | 1
+    Options.updateSmallLimit()
+    s.pointee.initialized = 1
+  }
+}

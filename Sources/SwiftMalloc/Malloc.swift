@@ -1,0 +1,148 @@
+// swiftmalloc: a thread-cached size-class allocator in Embedded Swift.
+//
+// Overview
+// ========
+// The structures, from the thread outwards:
+//
+//   ThreadCache (Front/ThreadCache.swift)   one per thread, in an initial-exec
+//       TLS slot; an array of bins, one per size class, each a singly linked
+//       list of free blocks. No lock, no atomic.
+//   CentralFreeList (Middle/CentralFreeList.swift)   one per size class,
+//       behind its own lock: the spans of that class that have free blocks.
+//       Blocks move between a thread cache and its central list in batches.
+//   PageHeap (Back/PageHeap.swift)   runs of free pages (spans), split on
+//       allocation, coalesced on free, behind one lock. Serves new spans for
+//       the central lists and page-run blocks for medium requests.
+//   OSMemory (Platform/OSMemory.swift)   where pages come from: the sbrk heap,
+//       trimmed with a negative sbrk when more than M_TRIM_THRESHOLD lies free
+//       at its top; mmap regions when sbrk cannot grow.
+//   LargeBlocks (Back/LargeBlocks.swift)   requests of M_MMAP_THRESHOLD and up:
+//       one mmap each, munmapped on free, mremapped on realloc.
+//   PageMap (Back/PageMap.swift)   page number -> Span, for every page of every
+//       page-heap span and the first page of every mmap block. free() finds a
+//       block's span, class and owner through it, and rejects what it does not
+//       know.
+//
+// malloc(n), step by step:
+//   1. n <= smallLimit: the class comes from a table lookup; pop the thread
+//      cache's bin for that class. Done in a few instructions (mallocFast).
+//   2. bin empty: fetch a batch from the central list (lock per class).
+//   3. central list empty: carve a new span from the page heap (page-heap lock).
+//   4. page heap empty: grow the sbrk heap (or map a region).
+// Larger requests go to the page heap as a page run (below the mmap
+// threshold) or to mmap.
+//
+// free(p): the page map names p's span; a small block is checked (block start,
+// not already freed) and pushed on the thread cache's bin; a full bin gives a
+// batch back to the central list, and a span whose blocks are all back goes to
+// the page heap, which coalesces it and trims the sbrk top.
+//
+// The C exports (Sources/CShim/exports) forward each libc name and each swm_
+// name to the swmcore_ functions in API/; this file holds the two fast paths.
+
+import CShim
+
+public typealias RawPtr = UnsafeMutableRawPointer
+
+// MARK: - malloc fast path
+
+/// Pops a block from the calling thread's bin; nil means "take the slow path".
+@inline(__always)
+func mallocFast(_ size: UInt) -> RawPtr? {
+  if size <= Heap.state.pointee.smallLimit, let cache = swm_tls_get() {
+    let bin = cache.assumingMemoryBound(to: Bin.self) + Int(swm_size_to_class(Int(size)))
+    if let block = bin.pointee.head {
+      bin.pointee.head = block.load(as: RawPtr?.self)
+      bin.pointee.count &-= 1
+      block.storeBytes(of: 0, toByteOffset: 8, as: UInt.self)  // clear the freed tag
+      return block
+    }
+  }
+  return nil
+}
+
+@inline(__always)
+func allocate(_ size: UInt) -> RawPtr? {
+  if let block = mallocFast(size) { return block }
+  return mallocSlow(size)
+}
+
+// MARK: - free fast path
+
+/// Frees `p` (not nil). `call` names the API function for messages.
+@inline(__always)
+func deallocate(_ p: RawPtr, call: StaticString) {
+  let address = UInt(bitPattern: p)
+  guard let span = PageMap.lookup(address) else {
+    Diagnostics.invalidPointer(call, p)
+  }
+  let sizeClass = span.pointee.sizeClass
+  if sizeClass != 0 {
+    let offset = address &- span.pointee.start
+    let index = swm_class_block_index(UInt32(sizeClass), UInt64(offset))
+    if UInt(index) &* UInt(swm_class_to_size(UInt32(sizeClass))) != offset {
+      Diagnostics.invalidPointer(call, p)  // inside a block, not at its start
+    }
+    let tag = address ^ Heap.state.pointee.tagSecret
+    if p.load(fromByteOffset: 8, as: UInt.self) == tag {
+      Diagnostics.doubleFree(call, p)
+    }
+    if let cache = swm_tls_get() {
+      let bin = cache.assumingMemoryBound(to: Bin.self) + Int(sizeClass)
+      if bin.pointee.count < bin.pointee.limit {
+        p.storeBytes(of: bin.pointee.head, as: RawPtr?.self)
+        p.storeBytes(of: tag, toByteOffset: 8, as: UInt.self)
+        bin.pointee.head = p
+        bin.pointee.count &+= 1
+        return
+      }
+    }
+    freeSmallSlow(p, sizeClass: UInt32(sizeClass), tag: tag)
+    return
+  }
+  freeSpanBlock(p, span: span, call: call)
+}
+
+// MARK: - slow paths
+
+@inline(never)
+func mallocSlow(_ size: UInt) -> RawPtr? {
+  Heap.ensureInitialized()
+  let state = Heap.state
+  if size <= state.pointee.smallLimit {
+    return ThreadCache.allocateSlow(sizeClass: swm_size_to_class(Int(size)))
+  }
+  if size >= Heap.maxRequest {
+    swm_errno_set(swm_ENOMEM())
+    return nil
+  }
+  if state.pointee.mmapEnabled != 0 && size >= state.pointee.mmapThreshold {
+    return LargeBlocks.allocate(size, alignment: OSMemory.pageSize, zeroed: nil)
+  }
+  return PageHeap.allocateRun(size, alignment: OSMemory.pageSize, zeroed: nil)
+}
+
+@inline(never)
+func freeSmallSlow(_ p: RawPtr, sizeClass: UInt32, tag: UInt) {
+  p.storeBytes(of: tag, toByteOffset: 8, as: UInt.self)
+  ThreadCache.freeSlow(p, sizeClass: sizeClass)
+}
+
+/// free() of a block that is not a small one: a page run, an mmap block, or
+/// a pointer into a span that is free (a double free).
+@inline(never)
+func freeSpanBlock(_ p: RawPtr, span: SpanPtr, call: StaticString) {
+  let address = UInt(bitPattern: p)
+  switch span.pointee.kind {
+  case SpanKind.pageRun:
+    if address != span.pointee.start { Diagnostics.invalidPointer(call, p) }
+    PageHeap.freeRun(span)
+  case SpanKind.mmap:
+    if address != span.pointee.start { Diagnostics.invalidPointer(call, p) }
+    LargeBlocks.free(span)
+  case SpanKind.free:
+    Diagnostics.doubleFree(call, p)
+  default:
+    Diagnostics.invalidPointer(call, p)
+  }
+}

@@ -1,0 +1,102 @@
+import CShim
+
+/// The spans of one size class that have free blocks, behind that class's
+/// lock. Thread caches fetch and release blocks here in batches.
+///
+/// Invariants (lock held):
+/// - `nonempty` holds exactly the spans of this class with `onList` set: a
+///   block on the span's free list or never-used space below its end.
+/// - `freeBlocks` = free-list blocks + unbumped blocks over all those spans.
+/// - A span whose `used` drops to 0 goes back to the page heap at once.
+struct CentralFreeList {
+  var nonempty: SpanList
+  var spans: UInt
+  var freeBlocks: UInt
+}
+
+enum Central {
+  static let offset = 2048
+
+  @inline(__always)
+  static func list(_ sizeClass: UInt32) -> UnsafeMutablePointer<CentralFreeList> {
+    Heap.region(at: offset, as: CentralFreeList.self) + Int(sizeClass)
+  }
+
+  /// Up to `count` blocks linked through word 0, most recent first; returns
+  /// the head and the number taken (0 only when memory is exhausted).
+  static func fetch(_ sizeClass: UInt32, count: UInt32) -> (head: RawPtr?, taken: UInt32) {
+    let lock = swm_lock_at(sizeClass)
+    swm_lock(lock)
+    defer { swm_unlock(lock) }
+    let central = list(sizeClass)
+    let size = UInt(swm_class_to_size(sizeClass))
+    var head: RawPtr? = nil
+    var taken: UInt32 = 0
+    while taken < count {
+      guard let span = central.pointee.nonempty.head ?? newSpan(sizeClass, central) else { break }
+      let before = taken
+      while taken < count, let block = span.pointee.freeList {
+        span.pointee.freeList = block.load(as: RawPtr?.self)
+        block.storeBytes(of: head, as: RawPtr?.self)
+        head = block
+        taken &+= 1
+      }
+      let end = span.pointee.start &+ UInt(swm_class_span_objects(sizeClass)) &* size
+      while taken < count && span.pointee.bumpNext < end {
+        let block = RawPtr(bitPattern: span.pointee.bumpNext)!
+        span.pointee.bumpNext &+= size
+        block.storeBytes(of: head, as: RawPtr?.self)
+        head = block
+        taken &+= 1
+      }
+      span.pointee.used &+= taken &- before
+      if span.pointee.freeList == nil && span.pointee.bumpNext >= end {
+        central.pointee.nonempty.remove(span)
+        span.pointee.onList = false
+      }
+    }
+    central.pointee.freeBlocks &-= UInt(taken)
+    return (head, taken)
+  }
+
+  /// Gives back blocks linked through word 0 (the list ends with nil).
+  static func release(_ sizeClass: UInt32, head: RawPtr?) {
+    let lock = swm_lock_at(sizeClass)
+    swm_lock(lock)
+    defer { swm_unlock(lock) }
+    let central = list(sizeClass)
+    var cursor = head
+    while let block = cursor {
+      cursor = block.load(as: RawPtr?.self)
+      let span = PageMap.lookup(UInt(bitPattern: block))!
+      block.storeBytes(of: span.pointee.freeList, as: RawPtr?.self)
+      span.pointee.freeList = block
+      span.pointee.used &-= 1
+      central.pointee.freeBlocks &+= 1
+      if !span.pointee.onList {
+        central.pointee.nonempty.push(span)
+        span.pointee.onList = true
+      }
+      if span.pointee.used == 0 {
+        central.pointee.nonempty.remove(span)
+        central.pointee.spans &-= 1
+        central.pointee.freeBlocks &-= UInt(swm_class_span_objects(sizeClass))
+        PageHeap.freeSpan(span)
+      }
+    }
+  }
+
+  private static func newSpan(_ sizeClass: UInt32, _ central: UnsafeMutablePointer<CentralFreeList>) -> SpanPtr? {
+    guard let span = PageHeap.allocateSpan(pages: UInt(swm_class_span_pages(sizeClass))) else { return nil }
+    span.pointee.freeList = nil
+    span.pointee.bumpNext = span.pointee.start
+    span.pointee.used = 0
+    span.pointee.sizeClass = UInt8(sizeClass)
+    span.pointee.kind = SpanKind.small
+    span.pointee.onList = true
+    central.pointee.nonempty.push(span)
+    central.pointee.spans &+= 1
+    central.pointee.freeBlocks &+= UInt(swm_class_span_objects(sizeClass))
+    return span
+  }
+}

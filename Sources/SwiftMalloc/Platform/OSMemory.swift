@@ -1,0 +1,77 @@
+import CShim
+
+/// Where pages come from, and where they go back.
+///
+/// OS memory moves through these states (each call named by its transition):
+///   unmapped --sbrk(+n) / mmap--> fresh (reads zero, not resident)
+///   fresh --first write--> resident (dirty)
+///   resident --madvise(DONTNEED)--> fresh again (swm_sys_decommit)
+///   fresh/resident at the sbrk top --sbrk(-n)--> unmapped (trim)
+///   mmap block --munmap--> unmapped
+/// sbrk is tried first for page-heap memory. When it fails (RLIMIT_DATA, brk
+/// blocked) the heap maps a region instead and keeps working; when another
+/// allocator moved the break, the next sbrk region simply starts elsewhere.
+enum OSMemory {
+  static let pageShift: UInt = 12
+  static let pageSize: UInt = 1 << pageShift
+  static let pageMask: UInt = pageSize - 1
+  /// An mmap region for the page heap is at least this long.
+  static let minRegion: UInt = 1 << 20
+
+  struct Region {
+    var start: UInt
+    var bytes: UInt
+    var fromSbrk: Bool
+  }
+
+  /// At least `bytes` (a page multiple) of fresh memory, plus M_TOP_PAD when
+  /// it comes from sbrk. Page-heap lock held.
+  static func grow(bytes: UInt) -> Region? {
+    if bytes >= Heap.maxRequest { return nil }
+    let state = Heap.state
+    let padded = (bytes &+ state.pointee.topPad &+ pageMask) & ~pageMask
+    if let region = growSbrk(padded) { return region }
+    let length = max(bytes, minRegion)
+    guard let p = swm_sys_mmap(Int(length)) else { return nil }
+    state.pointee.regionMmapBytes &+= length
+    return Region(start: UInt(bitPattern: p), bytes: length, fromSbrk: false)
+  }
+
+  private static func growSbrk(_ bytes: UInt) -> Region? {
+    let state = Heap.state
+    guard let current = swm_sys_sbrk(0) else { return nil }
+    let brk = UInt(bitPattern: current)
+    // Another allocator (or brk()) may have moved the break: start a new,
+    // page-aligned region there. The page map keeps regions apart.
+    let lead = (pageSize &- (brk & pageMask)) & pageMask
+    let total = lead &+ bytes
+    if total > UInt(Int.max) { return nil }
+    guard let old = swm_sys_sbrk(Int(total)) else { return nil }
+    let oldBrk = UInt(bitPattern: old)
+    let start = (oldBrk &+ pageMask) & ~pageMask
+    let end = oldBrk &+ total
+    let usable = (end &- start) & ~pageMask
+    if usable < bytes {
+      // the break moved between our two calls; give it back if still ours
+      if UInt(bitPattern: swm_sys_sbrk(0)) == end { _ = swm_sys_sbrk(-Int(total)) }
+      return nil
+    }
+    state.pointee.sbrkEnd = start &+ usable
+    state.pointee.sbrkBytes &+= usable
+    return Region(start: start, bytes: usable, fromSbrk: true)
+  }
+
+  /// Lowers the break to `newEnd` if the break is still where we left it.
+  /// Page-heap lock held.
+  static func shrinkSbrk(to newEnd: UInt) -> Bool {
+    let state = Heap.state
+    let end = state.pointee.sbrkEnd
+    guard newEnd < end, let current = swm_sys_sbrk(0), UInt(bitPattern: current) == end else { return false }
+    let release = end &- newEnd
+    if release > UInt(Int.max) { return false }
+    guard swm_sys_sbrk(-Int(release)) != nil else { return false }
+    state.pointee.sbrkEnd = newEnd
+    state.pointee.sbrkBytes &-= release
+    return true
+  }
+}
