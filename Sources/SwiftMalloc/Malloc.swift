@@ -50,7 +50,7 @@ public typealias RawPtr = UnsafeMutableRawPointer
 @inline(__always)
 func mallocFast(_ size: UInt) -> RawPtr? {
   if size <= Heap.state.pointee.smallLimit, let cache = swm_tls_get() {
-    let bin = cache.assumingMemoryBound(to: Bin.self) + Int(swm_size_to_class(Int(size)))
+    let bin = cache.assumingMemoryBound(to: Bin.self) + Int(swm_size_to_class(Int(bitPattern: size)))
     if let block = bin.pointee.head {
       bin.pointee.head = block.load(as: RawPtr?.self)
       bin.pointee.count &-= 1
@@ -110,7 +110,7 @@ func mallocSlow(_ size: UInt) -> RawPtr? {
   Heap.ensureInitialized()
   let state = Heap.state
   if size <= state.pointee.smallLimit {
-    return ThreadCache.allocateSlow(sizeClass: swm_size_to_class(Int(size)))
+    return ThreadCache.allocateSlow(sizeClass: swm_size_to_class(Int(bitPattern: size)))
   }
   if size >= Heap.maxRequest {
     swm_errno_set(swm_ENOMEM())

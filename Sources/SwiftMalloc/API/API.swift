@@ -121,7 +121,7 @@ func alignedAllocate(_ alignment: UInt, _ size: UInt) -> RawPtr? {
   if alignment <= OSMemory.pageSize && size <= state.pointee.smallLimit {
     // Blocks of a class whose size is a multiple of `alignment` are aligned:
     // spans start on a page and blocks sit at multiples of their size.
-    var c = swm_size_to_class(Int(max(size, alignment)))
+    var c = swm_size_to_class(Int(bitPattern: max(size, alignment)))
     while c < UInt32(SWM_NUM_CLASSES) && UInt(swm_class_to_size(c)) % alignment != 0 { c &+= 1 }
     if c < UInt32(SWM_NUM_CLASSES) { return allocateClass(c) }
   }

@@ -1,0 +1,51 @@
+import Testing
+@testable import SwiftMalloc
+import CShim
+
+/// The generated size-class table (tools/gen_size_classes.py), checked from
+/// the side that uses it.
+@Suite struct SizeClassTests {
+  @Test func everyRequestGetsTheSmallestClassThatFits() {
+    for n in 0...Int(SWM_MAX_SMALL) {
+      let c = swm_size_to_class(n)
+      #expect(c >= 1 && c < UInt32(SWM_NUM_CLASSES))
+      #expect(swm_class_to_size(c) >= max(n, 1))
+      if c > 1 { #expect(swm_class_to_size(c - 1) < max(n, 1), "request \(n) could use class \(c - 1)") }
+    }
+  }
+
+  @Test func classesAreSixteenByteMultiplesAndIncreasing() {
+    var previous = 0
+    for c in 1..<UInt32(SWM_NUM_CLASSES) {
+      let size = swm_class_to_size(c)
+      #expect(size % 16 == 0)
+      #expect(size > previous)
+      previous = size
+    }
+    #expect(previous == Int(SWM_MAX_SMALL))
+  }
+
+  @Test func spansHoldTheirObjectsWithLittleWaste() {
+    for c in 1..<UInt32(SWM_NUM_CLASSES) {
+      let spanBytes = Int(swm_class_span_pages(c)) * 4096
+      let objects = Int(swm_class_span_objects(c))
+      let size = swm_class_to_size(c)
+      #expect(objects == spanBytes / size)
+      #expect(objects >= 2)
+      #expect(Double(spanBytes - objects * size) / Double(spanBytes) <= 0.125)
+      #expect(swm_class_batch_size(c) >= 2)
+    }
+  }
+
+  @Test func reciprocalGivesTheBlockIndexForEveryOffset() {
+    for c in 1..<UInt32(SWM_NUM_CLASSES) {
+      let size = UInt64(swm_class_to_size(c))
+      let spanBytes = UInt64(swm_class_span_pages(c)) * 4096
+      var offset: UInt64 = 0
+      while offset < spanBytes {
+        #expect(swm_class_block_index(c, offset) == offset / size)
+        offset += 1 + (offset % 7)  // dense but not exhaustive: ~1/4 of the offsets
+      }
+    }
+  }
+}
