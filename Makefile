@@ -65,3 +65,6 @@ clean:
 
 -include tests/tests.mk
 -include bench/bench.mk
+
+demo: all
+	sh examples/demo.sh
