@@ -7,6 +7,7 @@ import CShim
 /// Layout of the block (offsets in bytes):
 ///   0      GlobalState
 ///   1024   the dead thread cache: empty bins with limit 0 (ThreadCache.swift)
+///   1792   the unmapped tombstone: a Span of kind `unmapped` (LargeBlocks.swift)
 ///   2048   CentralFreeList x SWM_NUM_CLASSES
 ///   8192   SpanList x (PageHeap.exactLists + 1): the page heap's free lists
 struct GlobalState {
@@ -81,6 +82,7 @@ enum Heap {
     defer { swm_unlock(lock) }
     if state.pointee.initialized != 0 { return }
     if MemoryLayout<GlobalState>.size > 1024
+      || ThreadCache.bytes > 1792 - 1024 || MemoryLayout<Span>.stride > 2048 - 1792
       || MemoryLayout<CentralFreeList>.stride * Int(SWM_NUM_CLASSES) > 8192 - 2048
       || 8192 + MemoryLayout<SpanList>.stride * (PageHeap.exactLists + 1) > Int(swm_state_bytes()) {
       Diagnostics.fatal("init", "state block too small", nil)

@@ -142,6 +142,10 @@ func freeSpanBlock(_ p: RawPtr, span: SpanPtr, call: StaticString) {
     LargeBlocks.free(span)
   case SpanKind.free:
     Diagnostics.doubleFree(call, p)
+  case SpanKind.unmapped:
+    // a freed mmap block started here (mmap blocks start on a page)
+    if address & OSMemory.pageMask == 0 { Diagnostics.doubleFree(call, p) }
+    Diagnostics.invalidPointer(call, p)
   default:
     Diagnostics.invalidPointer(call, p)
   }

@@ -217,8 +217,11 @@ func checkedSpan(_ p: RawPtr, call: StaticString) -> SpanPtr {
     }
   case SpanKind.pageRun, SpanKind.mmap:
     if address != span.pointee.start { Diagnostics.invalidPointer(call, p) }
-  case SpanKind.free:
-    Diagnostics.fatal(call, "use of freed pointer", p)
+  case SpanKind.free, SpanKind.unmapped:
+    if address & OSMemory.pageMask == 0 || span.pointee.kind == SpanKind.free {
+      Diagnostics.fatal(call, "use of freed pointer", p)
+    }
+    Diagnostics.invalidPointer(call, p)
   default:
     Diagnostics.invalidPointer(call, p)
   }
@@ -237,12 +240,25 @@ public func swmcore_usable_size(_ p: RawPtr?) -> UInt {
   return usableSize(of: p, span: checkedSpan(p, call: "malloc_usable_size()"))
 }
 
-/// free_sized (C23): a size larger than the block is a caller bug.
+/// Whether `size` can be the size a block was allocated (or last
+/// reallocated) with. Small blocks keep their class when realloc shrinks them
+/// in place, so any size up to the class fits; page runs and mmap blocks are
+/// cut to whole pages on allocation and on every resize, so the size must
+/// need exactly their page count.
+@inline(__always)
+func sizeMatches(_ size: UInt, _ p: RawPtr, span: SpanPtr) -> Bool {
+  if span.pointee.kind == SpanKind.small { return size <= usableSize(of: p, span: span) }
+  let pages = (size &+ OSMemory.pageMask) &>> OSMemory.pageShift
+  return size < Heap.maxRequest && max(pages, 1) == span.pointee.pages
+}
+
+/// free_sized (C23): a size the block cannot have been allocated with is a
+/// caller bug.
 @_cdecl("swmcore_free_sized")
 public func swmcore_free_sized(_ p: RawPtr?, _ size: UInt) {
   guard let p else { return }
   let span = checkedSpan(p, call: "free_sized()")
-  if size > usableSize(of: p, span: span) { Diagnostics.fatal("free_sized()", "size mismatch for", p) }
+  if !sizeMatches(size, p, span: span) { Diagnostics.fatal("free_sized()", "size mismatch for", p) }
   deallocate(p, call: "free_sized()")
 }
 
@@ -253,7 +269,7 @@ public func swmcore_free_aligned_sized(_ p: RawPtr?, _ alignment: UInt, _ size: 
   if !isPowerOfTwo(alignment) || UInt(bitPattern: p) & (alignment &- 1) != 0 {
     Diagnostics.fatal("free_aligned_sized()", "alignment mismatch for", p)
   }
-  if size > usableSize(of: p, span: span) { Diagnostics.fatal("free_aligned_sized()", "size mismatch for", p) }
+  if !sizeMatches(size, p, span: span) { Diagnostics.fatal("free_aligned_sized()", "size mismatch for", p) }
   deallocate(p, call: "free_aligned_sized()")
 }
 

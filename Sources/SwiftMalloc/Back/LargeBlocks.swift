@@ -6,6 +6,17 @@ import CShim
 /// the page map knows its first page only (the block start), so an interior
 /// pointer is rejected as invalid.
 enum LargeBlocks {
+  static let tombstoneOffset = 1792
+
+  /// One shared Span of kind `unmapped`; the page map sends the first page of
+  /// every freed mmap block here until the address is mapped again.
+  @inline(__always)
+  static var tombstone: SpanPtr {
+    let span = Heap.region(at: tombstoneOffset, as: Span.self)
+    span.pointee.kind = SpanKind.unmapped
+    return span
+  }
+
   static func allocate(_ size: UInt, alignment: UInt, zeroed: Bool?) -> RawPtr? {
     let bytes = (size &+ OSMemory.pageMask) & ~OSMemory.pageMask
     let extra = alignment > OSMemory.pageSize ? alignment : 0
@@ -44,7 +55,7 @@ enum LargeBlocks {
   static func free(_ span: SpanPtr) {
     let start = span.pointee.start
     let bytes = span.pointee.bytes
-    _ = PageMap.set(start, pages: 1, to: nil)
+    _ = PageMap.set(start, pages: 1, to: tombstone)
     Meta.freeSpan(span)
     _ = swm_sys_munmap(RawPtr(bitPattern: start), Int(bytes))
     let state = Heap.state
@@ -62,7 +73,7 @@ enum LargeBlocks {
     guard let moved = swm_sys_mremap(RawPtr(bitPattern: old), Int(oldBytes), Int(bytes), 1) else { return nil }
     let start = UInt(bitPattern: moved)
     if start != old {
-      _ = PageMap.set(old, pages: 1, to: nil)
+      _ = PageMap.set(old, pages: 1, to: tombstone)
       if !PageMap.set(start, pages: 1, to: span) {
         Diagnostics.fatal("realloc()", "page map exhausted for", moved)
       }

@@ -10,6 +10,9 @@ enum SpanKind {
   static let pageRun: UInt8 = 3
   /// One mmap block (M_MMAP_THRESHOLD and up); only its first page is mapped.
   static let mmap: UInt8 = 4
+  /// The tombstone left in the page map where a freed mmap block started, so
+  /// that a second free of it is reported as a double free.
+  static let unmapped: UInt8 = 5
 }
 
 /// A run of whole pages with one use. Span structs live in the metadata arena
