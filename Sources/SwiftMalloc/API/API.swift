@@ -313,6 +313,7 @@ public func swmcore_mallopt(_ param: Int32, _ value: Int32) -> Int32 {
 public func swmcore_malloc_trim(_ pad: UInt) -> Int32 {
   Heap.ensureInitialized()
   if let cache = swm_tls_get(), cache != ThreadCache.dead { ThreadCache.flush(cache) }
+  Central.releaseEmptySpans()
   return PageHeap.trim(pad: pad) ? 1 : 0
 }
 

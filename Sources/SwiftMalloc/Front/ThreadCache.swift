@@ -4,7 +4,9 @@ import CShim
 /// size class (linked through word 0 of each block).
 ///
 /// Invariants: `count` is the length of the list; `count <= limit` except
-/// for the moment inside freeSlow; the dead cache has limit 0 everywhere.
+/// for the moment inside freeSlow; `limit` starts at two batches and grows
+/// (ThreadCache.limitCap) while the bin overflows; the dead cache has limit 0
+/// everywhere.
 struct Bin {
   var head: RawPtr?
   var count: UInt32
@@ -101,8 +103,22 @@ enum ThreadCache {
     bin.pointee.head = block
     bin.pointee.count &+= 1
     if bin.pointee.count > bin.pointee.limit {
-      releaseBatch(bin, sizeClass: sizeClass, count: UInt32(swm_class_batch_size(sizeClass)))
+      let batch = UInt32(swm_class_batch_size(sizeClass))
+      // A bin that keeps overflowing is in a working set larger than its
+      // limit: let it grow by a batch, up to its cap, before giving back.
+      let cap = limitCap(sizeClass)
+      if bin.pointee.limit < cap {
+        bin.pointee.limit = min(cap, bin.pointee.limit &+ batch)
+        if bin.pointee.count <= bin.pointee.limit { return }
+      }
+      releaseBatch(bin, sizeClass: sizeClass, count: batch)
     }
+  }
+
+  /// The most blocks a bin may hold: two batches, or more up to 128 KiB.
+  static func limitCap(_ sizeClass: UInt32) -> UInt32 {
+    let byBytes = UInt32((128 << 10) / swm_class_to_size(sizeClass))
+    return max(2 &* UInt32(swm_class_batch_size(sizeClass)), min(byBytes, 4096))
   }
 
   /// Gives the first `count` blocks of a bin back to the central list.

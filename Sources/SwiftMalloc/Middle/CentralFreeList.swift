@@ -7,11 +7,15 @@ import CShim
 /// - `nonempty` holds exactly the spans of this class with `onList` set: a
 ///   block on the span's free list or never-used space below its end.
 /// - `freeBlocks` = free-list blocks + unbumped blocks over all those spans.
-/// - A span whose `used` drops to 0 goes back to the page heap at once.
+/// - A span whose `used` drops to 0 stays (on `nonempty`) while it is the
+///   only such span of its class (`emptySpans` <= 1), so a class that cycles
+///   around a span boundary does not go to the page heap each time; any
+///   further empty span goes back to the page heap at once.
 struct CentralFreeList {
   var nonempty: SpanList
   var spans: UInt
   var freeBlocks: UInt
+  var emptySpans: UInt
 }
 
 enum Central {
@@ -35,6 +39,7 @@ enum Central {
     while taken < count {
       guard let span = central.pointee.nonempty.head ?? newSpan(sizeClass, central) else { break }
       let before = taken
+      if span.pointee.used == 0 && span.pointee.bumpNext != span.pointee.start { central.pointee.emptySpans &-= 1 }
       while taken < count, let block = span.pointee.freeList {
         span.pointee.freeList = block.load(as: RawPtr?.self)
         block.storeBytes(of: head, as: RawPtr?.self)
@@ -78,11 +83,38 @@ enum Central {
         span.pointee.onList = true
       }
       if span.pointee.used == 0 {
+        if central.pointee.emptySpans == 0 {
+          central.pointee.emptySpans = 1
+          continue
+        }
         central.pointee.nonempty.remove(span)
         central.pointee.spans &-= 1
         central.pointee.freeBlocks &-= UInt(swm_class_span_objects(sizeClass))
         PageHeap.freeSpan(span)
       }
+    }
+  }
+
+  /// malloc_trim: the one empty span each class keeps goes to the page heap.
+  static func releaseEmptySpans() {
+    var c: UInt32 = 1
+    while c < UInt32(SWM_NUM_CLASSES) {
+      let lock = swm_lock_at(c)
+      swm_lock(lock)
+      let central = list(c)
+      var cursor = central.pointee.nonempty.head
+      while central.pointee.emptySpans > 0, let span = cursor {
+        cursor = span.pointee.next
+        if span.pointee.used == 0 && span.pointee.bumpNext != span.pointee.start {
+          central.pointee.nonempty.remove(span)
+          central.pointee.spans &-= 1
+          central.pointee.freeBlocks &-= UInt(swm_class_span_objects(c))
+          central.pointee.emptySpans &-= 1
+          PageHeap.freeSpan(span)
+        }
+      }
+      swm_unlock(lock)
+      c &+= 1
     }
   }
 
