@@ -13,8 +13,8 @@ let package = Package(
     .target(
       name: "CShim",
       path: "Sources/CShim",
-      exclude: ["exports"],
-      sources: ["shim.c", "state.c"],
+      exclude: ["exports", "secure"],
+      sources: ["shim.c", "state.c", "secure_off.c"],
       publicHeadersPath: "include"
     ),
     .target(

@@ -10,6 +10,7 @@ import CShim
 ///   1792   the unmapped tombstone: a Span of kind `unmapped` (LargeBlocks.swift)
 ///   2048   CentralFreeList x SWM_NUM_CLASSES
 ///   8192   SpanList x (PageHeap.exactLists + 1): the page heap's free lists
+///   12288  the quarantine ring: Secure.quarantineSlots block pointers (Secure.swift)
 struct GlobalState {
   // MARK: read on every malloc and free
   /// Requests up to here use size classes: min(SWM_MAX_SMALL, mmapThreshold - 1).
@@ -26,6 +27,8 @@ struct GlobalState {
   /// Free page-heap bytes that may stay resident before the rest is decommitted.
   var dirtyLimit: UInt
   var statsAtExit: UInt
+  /// Secure mode (Secure.swift): SWIFTMALLOC_SECURE=1 or the secure build.
+  var secure: UInt
   var initialized: UInt
 
   // MARK: OS memory (OSMemory.swift), under the page-heap lock
@@ -51,6 +54,10 @@ struct GlobalState {
   var metaFreeCaches: RawPtr?
   var metaBytes: UInt
   var liveCaches: UInt
+
+  // MARK: secure mode quarantine (Secure.swift), under the quarantine lock
+  var quarantineNext: UInt
+  var quarantineCount: UInt
 }
 
 enum Heap {
@@ -84,7 +91,8 @@ enum Heap {
     if MemoryLayout<GlobalState>.size > 1024
       || ThreadCache.bytes > 1792 - 1024 || MemoryLayout<Span>.stride > 2048 - 1792
       || MemoryLayout<CentralFreeList>.stride * Int(SWM_NUM_CLASSES) > 8192 - 2048
-      || 8192 + MemoryLayout<SpanList>.stride * (PageHeap.exactLists + 1) > Int(swm_state_bytes()) {
+      || 8192 + MemoryLayout<SpanList>.stride * (PageHeap.exactLists + 1) > Secure.quarantineOffset
+      || Secure.quarantineOffset + 8 * Int(Secure.quarantineSlots) > Int(swm_state_bytes()) {
       Diagnostics.fatal("init", "state block too small", nil)
     }
     let s = state
@@ -93,6 +101,7 @@ enum Heap {
     s.pointee.topPad = Options.defaultTopPad
     s.pointee.mmapEnabled = 1
     s.pointee.dirtyLimit = Options.defaultDirtyLimit
+    s.pointee.secure = swm_secure_built_in() != 0 ? 1 : 0
     Options.loadEnvironment()
     s.pointee.tagSecret = UInt(swm_sys_random()) | 1
     Options.updateSmallLimit()

@@ -80,8 +80,9 @@ func deallocate(_ p: RawPtr, call: StaticString) {
   if sizeClass != 0 {
     let offset = address &- span.pointee.start
     let index = swm_class_block_index(UInt32(sizeClass), UInt64(offset))
-    if UInt(index) &* UInt(swm_class_to_size(UInt32(sizeClass))) != offset {
-      Diagnostics.invalidPointer(call, p)  // inside a block, not at its start
+    if UInt(index) &* UInt(swm_class_to_size(UInt32(sizeClass))) != offset
+        || index >= UInt64(swm_class_span_objects(UInt32(sizeClass))) {
+      Diagnostics.invalidPointer(call, p)  // inside a block, or past the span's last block
     }
     let tag = address ^ Heap.state.pointee.tagSecret
     if p.load(fromByteOffset: 8, as: UInt.self) == tag {
@@ -109,6 +110,7 @@ func deallocate(_ p: RawPtr, call: StaticString) {
 func mallocSlow(_ size: UInt) -> RawPtr? {
   Heap.ensureInitialized()
   let state = Heap.state
+  if state.pointee.secure != 0 { return Secure.allocate(size, zeroed: false) }
   if size <= state.pointee.smallLimit {
     return ThreadCache.allocateSlow(sizeClass: swm_size_to_class(Int(bitPattern: size)))
   }
@@ -124,6 +126,7 @@ func mallocSlow(_ size: UInt) -> RawPtr? {
 
 @inline(never)
 func freeSmallSlow(_ p: RawPtr, sizeClass: UInt32, tag: UInt) {
+  if Heap.state.pointee.secure != 0 { return Secure.free(p, sizeClass: sizeClass, tag: tag) }
   p.storeBytes(of: tag, toByteOffset: 8, as: UInt.self)
   ThreadCache.freeSlow(p, sizeClass: sizeClass)
 }

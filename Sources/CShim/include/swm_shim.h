@@ -118,6 +118,13 @@ static inline int swm_sys_decommit(void *p, size_t len) {
   errno = e;
   return r;
 }
+/* none != 0: the range becomes a guard (PROT_NONE); 0: read-write again. */
+static inline int swm_sys_protect(void *p, size_t len, int none) {
+  int e = errno;
+  int r = mprotect(p, len, none ? PROT_NONE : (PROT_READ | PROT_WRITE));
+  errno = e;
+  return r;
+}
 static inline void swm_sys_write(int fd, const void *buf, size_t len) {
   int e = errno;
   const char *c = (const char *)buf;
@@ -153,12 +160,14 @@ static inline __attribute__((always_inline)) void *swm_state(void) { return &swm
 static inline size_t swm_state_bytes(void) { return SWM_STATE_BYTES; }
 
 /* Lock order (fork takes them all in index order):
- *   init < central list of class 1 < ... < class N-1 < page heap < meta < page map. */
+ *   init < central list of class 1 < ... < class N-1 < page heap < meta < page map
+ *   < quarantine (secure mode; taken with no other lock held). */
 #define SWM_LOCK_INIT 0
 #define SWM_LOCK_PAGEHEAP SWM_NUM_CLASSES
 #define SWM_LOCK_META (SWM_NUM_CLASSES + 1)
 #define SWM_LOCK_PAGEMAP (SWM_NUM_CLASSES + 2)
-#define SWM_NUM_LOCKS (SWM_NUM_CLASSES + 3)
+#define SWM_LOCK_QUARANTINE (SWM_NUM_CLASSES + 3)
+#define SWM_NUM_LOCKS (SWM_NUM_CLASSES + 4)
 static inline __attribute__((always_inline)) swm_lock_t *swm_lock_at(unsigned i) {
   /* block-scope declarations keep the arrays out of Swift's view */
   extern swm_lock_t swm_locks[] __attribute__((visibility("hidden")));
@@ -167,7 +176,15 @@ static inline __attribute__((always_inline)) swm_lock_t *swm_lock_at(unsigned i)
 static inline unsigned swm_lock_index_pageheap(void) { return SWM_LOCK_PAGEHEAP; }
 static inline unsigned swm_lock_index_meta(void) { return SWM_LOCK_META; }
 static inline unsigned swm_lock_index_pagemap(void) { return SWM_LOCK_PAGEMAP; }
+static inline unsigned swm_lock_index_quarantine(void) { return SWM_LOCK_QUARANTINE; }
 static inline unsigned swm_lock_count(void) { return SWM_NUM_LOCKS; }
+
+/* 1 in libswiftmalloc-secure.so (secure_on.c), 0 in libswiftmalloc.so
+ * (secure_off.c): secure mode without SWIFTMALLOC_SECURE=1. */
+static inline int swm_secure_built_in(void) {
+  extern const int swm_secure_build __attribute__((visibility("hidden")));
+  return swm_secure_build;
+}
 
 /* What mallinfo2, malloc_stats and malloc_info report; filled by Swift. */
 typedef struct {

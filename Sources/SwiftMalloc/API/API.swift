@@ -36,6 +36,7 @@ public func swmcore_calloc(_ count: UInt, _ size: UInt) -> RawPtr? {
 func callocSlow(_ total: UInt) -> RawPtr? {
   Heap.ensureInitialized()
   let state = Heap.state
+  if state.pointee.secure != 0 { return Secure.allocate(total, zeroed: true) }
   if total <= state.pointee.smallLimit {
     guard let p = mallocSlow(total) else { return nil }
     p.initializeMemory(as: UInt8.self, repeating: 0, count: Int(total))
@@ -77,6 +78,8 @@ public func swmcore_realloc(_ p: RawPtr?, _ size: UInt) -> RawPtr? {
     swm_errno_set(swm_ENOMEM())
     return nil
   }
+  // Secure mode always moves: the new block gets fresh canaries and guards.
+  if Heap.state.pointee.secure == 0 {
   switch span.pointee.kind {
   case SpanKind.small:
     if size <= usable { return p }
@@ -98,6 +101,7 @@ public func swmcore_realloc(_ p: RawPtr?, _ size: UInt) -> RawPtr? {
   default:
     break
   }
+  }
   guard let q = allocate(size) else { return nil }
   q.copyMemory(from: p, byteCount: Int(min(usable, size)))
   deallocate(p, call: "realloc()")
@@ -118,6 +122,7 @@ func alignedAllocate(_ alignment: UInt, _ size: UInt) -> RawPtr? {
     return nil
   }
   let state = Heap.state
+  if state.pointee.secure != 0 { return Secure.allocateAligned(alignment, size) }
   if alignment <= OSMemory.pageSize && size <= state.pointee.smallLimit {
     // Blocks of a class whose size is a multiple of `alignment` are aligned:
     // spans start on a page and blocks sit at multiples of their size.
@@ -209,7 +214,8 @@ func checkedSpan(_ p: RawPtr, call: StaticString) -> SpanPtr {
   case SpanKind.small:
     let sizeClass = UInt32(span.pointee.sizeClass)
     let offset = address &- span.pointee.start
-    if UInt(swm_class_block_index(sizeClass, UInt64(offset))) &* UInt(swm_class_to_size(sizeClass)) != offset {
+    let index = swm_class_block_index(sizeClass, UInt64(offset))
+    if UInt(index) &* UInt(swm_class_to_size(sizeClass)) != offset || index >= UInt64(swm_class_span_objects(sizeClass)) {
       Diagnostics.invalidPointer(call, p)
     }
     if p.load(fromByteOffset: 8, as: UInt.self) == address ^ Heap.state.pointee.tagSecret {
@@ -230,8 +236,11 @@ func checkedSpan(_ p: RawPtr, call: StaticString) -> SpanPtr {
 
 @inline(__always)
 func usableSize(of p: RawPtr, span: SpanPtr) -> UInt {
-  if span.pointee.kind == SpanKind.small { return UInt(swm_class_to_size(UInt32(span.pointee.sizeClass))) }
-  return span.pointee.bytes
+  if span.pointee.kind == SpanKind.small {
+    if Heap.state.pointee.secure != 0 { return Secure.requestedSize(p, sizeClass: UInt32(span.pointee.sizeClass)) }
+    return UInt(swm_class_to_size(UInt32(span.pointee.sizeClass)))
+  }
+  return span.pointee.userPages &<< OSMemory.pageShift
 }
 
 @_cdecl("swmcore_usable_size")
@@ -249,7 +258,7 @@ public func swmcore_usable_size(_ p: RawPtr?) -> UInt {
 func sizeMatches(_ size: UInt, _ p: RawPtr, span: SpanPtr) -> Bool {
   if span.pointee.kind == SpanKind.small { return size <= usableSize(of: p, span: span) }
   let pages = (size &+ OSMemory.pageMask) &>> OSMemory.pageShift
-  return size < Heap.maxRequest && max(pages, 1) == span.pointee.pages
+  return size < Heap.maxRequest && max(pages, 1) == span.pointee.userPages
 }
 
 /// free_sized (C23): a size the block cannot have been allocated with is a

@@ -17,32 +17,41 @@ enum LargeBlocks {
     return span
   }
 
+  /// In secure mode the block has a guard page (PROT_NONE) on each side: the
+  /// one after it is counted in the span (`guarded`, see Span.userPages), the
+  /// one before it is unmapped with it.
   static func allocate(_ size: UInt, alignment: UInt, zeroed: Bool?) -> RawPtr? {
-    let bytes = (size &+ OSMemory.pageMask) & ~OSMemory.pageMask
+    let guards = Heap.state.pointee.secure != 0
+    let userBytes = (size &+ OSMemory.pageMask) & ~OSMemory.pageMask
+    let bytes = guards ? userBytes &+ OSMemory.pageSize : userBytes  // span bytes, trailing guard included
+    let lead = guards ? OSMemory.pageSize : 0                         // leading guard
     let extra = alignment > OSMemory.pageSize ? alignment : 0
-    guard size < Heap.maxRequest, let mapped = swm_sys_mmap(Int(bytes &+ extra)) else {
+    guard size < Heap.maxRequest, let mapped = swm_sys_mmap(Int(lead &+ bytes &+ extra)) else {
       swm_errno_set(swm_ENOMEM())
       return nil
     }
-    var start = UInt(bitPattern: mapped)
-    if extra != 0 {
-      let aligned = (start &+ alignment &- 1) & ~(alignment &- 1)
-      if aligned > start { _ = swm_sys_munmap(mapped, Int(aligned &- start)) }
-      let tail = (start &+ bytes &+ extra) &- (aligned &+ bytes)
-      if tail > 0 { _ = swm_sys_munmap(RawPtr(bitPattern: aligned &+ bytes), Int(tail)) }
-      start = aligned
+    let mappedStart = UInt(bitPattern: mapped)
+    let mappedEnd = mappedStart &+ lead &+ bytes &+ extra
+    var start = mappedStart &+ lead
+    if extra != 0 { start = (start &+ alignment &- 1) & ~(alignment &- 1) }
+    if start &- lead > mappedStart { _ = swm_sys_munmap(mapped, Int(start &- lead &- mappedStart)) }
+    if start &+ bytes < mappedEnd { _ = swm_sys_munmap(RawPtr(bitPattern: start &+ bytes), Int(mappedEnd &- start &- bytes)) }
+    if guards {
+      _ = swm_sys_protect(RawPtr(bitPattern: start &- OSMemory.pageSize), Int(OSMemory.pageSize), 1)
+      _ = swm_sys_protect(RawPtr(bitPattern: start &+ userBytes), Int(OSMemory.pageSize), 1)
     }
     guard let span = Meta.allocSpan() else {
-      _ = swm_sys_munmap(RawPtr(bitPattern: start), Int(bytes))
+      _ = swm_sys_munmap(RawPtr(bitPattern: start &- lead), Int(lead &+ bytes))
       swm_errno_set(swm_ENOMEM())
       return nil
     }
     span.pointee.start = start
     span.pointee.pages = bytes &>> OSMemory.pageShift
     span.pointee.kind = SpanKind.mmap
+    span.pointee.guarded = guards
     if !PageMap.set(start, pages: 1, to: span) {
       Meta.freeSpan(span)
-      _ = swm_sys_munmap(RawPtr(bitPattern: start), Int(bytes))
+      _ = swm_sys_munmap(RawPtr(bitPattern: start &- lead), Int(lead &+ bytes))
       swm_errno_set(swm_ENOMEM())
       return nil
     }
@@ -55,9 +64,10 @@ enum LargeBlocks {
   static func free(_ span: SpanPtr) {
     let start = span.pointee.start
     let bytes = span.pointee.bytes
+    let lead = span.pointee.guarded ? OSMemory.pageSize : 0
     _ = PageMap.set(start, pages: 1, to: tombstone)
     Meta.freeSpan(span)
-    _ = swm_sys_munmap(RawPtr(bitPattern: start), Int(bytes))
+    _ = swm_sys_munmap(RawPtr(bitPattern: start &- lead), Int(lead &+ bytes))
     let state = Heap.state
     _ = swm_atomic_add(&state.pointee.largeBytes, 0 &- bytes)
     _ = swm_atomic_add(&state.pointee.largeCount, 0 &- 1)

@@ -25,10 +25,12 @@ enum PageHeap {
   /// A medium block: a page run of at least `size` bytes aligned to
   /// `alignment` (a power of two >= the page size). `zeroed`: when not nil,
   /// the block must read zero; the memset is skipped for clean pages.
+  /// In secure mode the run gets one more page, made a guard.
   static func allocateRun(_ size: UInt, alignment: UInt, zeroed: Bool?) -> RawPtr? {
-    let pages = (size &+ OSMemory.pageMask) &>> OSMemory.pageShift
+    let pages = max(1, (size &+ OSMemory.pageMask) &>> OSMemory.pageShift)
+    let guardPage = Heap.state.pointee.secure != 0
     swm_lock(lock)
-    let span = allocateAligned(pages: pages == 0 ? 1 : pages, alignment: alignment)
+    let span = allocateAligned(pages: guardPage ? pages &+ 1 : pages, alignment: alignment)
     swm_unlock(lock)
     guard let span else {
       swm_errno_set(swm_ENOMEM())
@@ -36,9 +38,15 @@ enum PageHeap {
     }
     span.pointee.kind = SpanKind.pageRun
     let p = RawPtr(bitPattern: span.pointee.start)!
-    if zeroed == true && !span.pointee.clean { p.initializeMemory(as: UInt8.self, repeating: 0, count: Int(span.pointee.bytes)) }
+    if zeroed == true && !span.pointee.clean { p.initializeMemory(as: UInt8.self, repeating: 0, count: Int(pages &<< OSMemory.pageShift)) }
     span.pointee.clean = false
+    if guardPage { protectLastPage(span) }
     return p
+  }
+
+  static func protectLastPage(_ span: SpanPtr) {
+    _ = swm_sys_protect(RawPtr(bitPattern: span.pointee.end &- OSMemory.pageSize), Int(OSMemory.pageSize), 1)
+    span.pointee.guarded = true
   }
 
   static func freeRun(_ span: SpanPtr) {
@@ -47,11 +55,13 @@ enum PageHeap {
     swm_unlock(lock)
   }
 
-  /// A span of `pages` pages for a central list (kind and class set by the caller).
-  static func allocateSpan(pages: UInt) -> SpanPtr? {
+  /// A span of `pages` pages for a central list (kind and class set by the
+  /// caller), plus a guard page after them when `guardPage`.
+  static func allocateSpan(pages: UInt, guardPage: Bool = false) -> SpanPtr? {
     swm_lock(lock)
-    let span = allocateAligned(pages: pages, alignment: OSMemory.pageSize)
+    let span = allocateAligned(pages: guardPage ? pages &+ 1 : pages, alignment: OSMemory.pageSize)
     swm_unlock(lock)
+    if let span, guardPage { protectLastPage(span) }
     return span
   }
 
@@ -203,6 +213,10 @@ enum PageHeap {
   /// `touched`: the pages were handed out (so no longer known to be clean).
   static func release(_ spanIn: SpanPtr, touched: Bool = true) {
     var span = spanIn
+    if span.pointee.guarded {
+      _ = swm_sys_protect(RawPtr(bitPattern: span.pointee.end &- OSMemory.pageSize), Int(OSMemory.pageSize), 0)
+      span.pointee.guarded = false
+    }
     span.pointee.kind = SpanKind.free
     span.pointee.sizeClass = 0
     span.pointee.freeList = nil

@@ -27,7 +27,8 @@ enum SpanKind {
 /// - small spans: blocks are [start + k * size); blocks below `bumpNext` were
 ///   handed out at least once, each either out (counted in `used`) or on
 ///   `freeList`; `onList` is true while the span has a free or unbumped block.
-/// - free spans: `clean` means every byte reads zero and none is resident.
+/// - free spans: `clean` means every byte reads zero and none is resident,
+///   and `guarded` is false (the guard page is unprotected on release).
 struct Span {
   var start: UInt
   var pages: UInt
@@ -41,8 +42,12 @@ struct Span {
   var fromSbrk: Bool
   var clean: Bool
   var onList: Bool
+  /// Secure mode: the span's last page is a guard (PROT_NONE), not in use.
+  var guarded: Bool
 
   @inline(__always) var bytes: UInt { pages &<< OSMemory.pageShift }
+  /// The pages a page run's owner may use (all but a guard page).
+  @inline(__always) var userPages: UInt { guarded ? pages &- 1 : pages }
   @inline(__always) var end: UInt { start &+ bytes }
 }
 

@@ -51,7 +51,7 @@ enum ThreadCache {
     guard let cache = Meta.allocCache() else { return nil }
     let bins = cache.assumingMemoryBound(to: Bin.self)
     var c: UInt32 = 1
-    while c < UInt32(SWM_NUM_CLASSES) {
+    while c < UInt32(SWM_NUM_CLASSES) && Heap.state.pointee.secure == 0 {
       bins[Int(c)].limit = 2 &* UInt32(swm_class_batch_size(c))
       c &+= 1
     }

@@ -41,7 +41,7 @@ enum Central {
       let before = taken
       if span.pointee.used == 0 && span.pointee.bumpNext != span.pointee.start { central.pointee.emptySpans &-= 1 }
       while taken < count, let block = span.pointee.freeList {
-        span.pointee.freeList = block.load(as: RawPtr?.self)
+        span.pointee.freeList = decodeLink(block, span: span, sizeClass: sizeClass)
         block.storeBytes(of: head, as: RawPtr?.self)
         head = block
         taken &+= 1
@@ -74,7 +74,7 @@ enum Central {
     while let block = cursor {
       cursor = block.load(as: RawPtr?.self)
       let span = PageMap.lookup(UInt(bitPattern: block))!
-      block.storeBytes(of: span.pointee.freeList, as: RawPtr?.self)
+      block.storeBytes(of: encodeLink(span.pointee.freeList, at: block), as: UInt.self)
       span.pointee.freeList = block
       span.pointee.used &-= 1
       central.pointee.freeBlocks &+= 1
@@ -93,6 +93,34 @@ enum Central {
         PageHeap.freeSpan(span)
       }
     }
+  }
+
+  /// Secure mode: every block of a new span goes on its free list in a
+  /// random order (a random start and a random stride coprime with the
+  /// object count walk all of them once), so allocation order within a span
+  /// cannot be predicted.
+  private static func shuffleIntoFreeList(_ span: SpanPtr, _ sizeClass: UInt32) {
+    let count = UInt(swm_class_span_objects(sizeClass))
+    let size = UInt(swm_class_to_size(sizeClass))
+    let random = UInt(swm_sys_random())
+    var stride = (random &>> 32) % count | 1
+    while gcd(stride, count) != 1 { stride &+= 2 }
+    var index = random % count
+    var k: UInt = 0
+    while k < count {
+      let block = RawPtr(bitPattern: span.pointee.start &+ index &* size)!
+      block.storeBytes(of: encodeLink(span.pointee.freeList, at: block), as: UInt.self)
+      span.pointee.freeList = block
+      index = (index &+ stride) % count
+      k &+= 1
+    }
+    span.pointee.bumpNext = span.pointee.start &+ count &* size
+  }
+
+  private static func gcd(_ a: UInt, _ b: UInt) -> UInt {
+    var (x, y) = (a, b)
+    while y != 0 { (x, y) = (y, x % y) }
+    return x
   }
 
   /// malloc_trim: the one empty span each class keeps goes to the page heap.
@@ -118,10 +146,44 @@ enum Central {
     }
   }
 
+  // MARK: - free-list links inside spans
+  //
+  // A block on a span's free list holds its successor encoded with the
+  // process secret and its own address, so a stray write into a free block
+  // (or a forged pointer) is caught when the link is followed instead of
+  // handing out arbitrary memory.
+
+  @inline(__always)
+  static func linkKey(_ block: RawPtr) -> UInt {
+    (Heap.state.pointee.tagSecret &* 0x9E37_79B9_7F4A_7C15) ^ UInt(bitPattern: block)
+  }
+
+  @inline(__always)
+  static func encodeLink(_ next: RawPtr?, at block: RawPtr) -> UInt {
+    UInt(bitPattern: next) ^ linkKey(block)
+  }
+
+  @inline(__always)
+  static func decodeLink(_ block: RawPtr, span: SpanPtr, sizeClass: UInt32) -> RawPtr? {
+    let next = block.load(as: UInt.self) ^ linkKey(block)
+    if next != 0 {
+      let offset = next &- span.pointee.start
+      let index = swm_class_block_index(sizeClass, UInt64(offset))
+      if next < span.pointee.start || index >= UInt64(swm_class_span_objects(sizeClass))
+          || UInt(index) &* UInt(swm_class_to_size(sizeClass)) != offset {
+        Diagnostics.fatal("malloc()", "corrupted free list (write after free?) at", block)
+      }
+    }
+    return RawPtr(bitPattern: next)
+  }
+
   private static func newSpan(_ sizeClass: UInt32, _ central: UnsafeMutablePointer<CentralFreeList>) -> SpanPtr? {
-    guard let span = PageHeap.allocateSpan(pages: UInt(swm_class_span_pages(sizeClass))) else { return nil }
+    let secure = Heap.state.pointee.secure != 0
+    let pages = UInt(swm_class_span_pages(sizeClass))
+    guard let span = PageHeap.allocateSpan(pages: pages, guardPage: secure) else { return nil }
     span.pointee.freeList = nil
     span.pointee.bumpNext = span.pointee.start
+    if secure { shuffleIntoFreeList(span, sizeClass) }
     span.pointee.used = 0
     span.pointee.sizeClass = UInt8(sizeClass)
     span.pointee.kind = SpanKind.small

@@ -10,6 +10,7 @@ import CShim
 ///   SWIFTMALLOC_TRIM_THRESHOLD  free bytes at the sbrk top that trigger a trim (128K)
 ///   SWIFTMALLOC_TOP_PAD         bytes kept at the top when growing or trimming (64K)
 ///   SWIFTMALLOC_STATS           1: print malloc_stats() to stderr at exit
+///   SWIFTMALLOC_SECURE          1: secure mode (Secure.swift)
 enum Options {
   static let defaultMmapThreshold: UInt = 128 << 10
   static let defaultTrimThreshold: UInt = 128 << 10
@@ -33,6 +34,9 @@ enum Options {
     let state = Heap.state
     let threshold = state.pointee.mmapEnabled != 0 ? state.pointee.mmapThreshold : UInt.max
     state.pointee.smallLimit = min(UInt(SWM_MAX_SMALL), threshold == 0 ? 0 : threshold &- 1)
+    // Secure mode keeps the fast paths but sends every call past them: no
+    // request is "small" for mallocFast, and every bin has limit 0.
+    if state.pointee.secure != 0 { state.pointee.smallLimit = 0 }
   }
 
   static func loadEnvironment() {
@@ -50,6 +54,9 @@ enum Options {
       } else if let v = value(entry, "SWIFTMALLOC_TOP_PAD=") {
         if let n = parseSize(v), n < Heap.maxRequest { state.pointee.topPad = n }
         else { Diagnostics.warn("ignoring bad SWIFTMALLOC_TOP_PAD=", v) }
+      } else if let v = value(entry, "SWIFTMALLOC_SECURE=") {
+        if let n = parseSize(v), n <= 1 { state.pointee.secure = max(state.pointee.secure, n) }
+        else { Diagnostics.warn("ignoring bad SWIFTMALLOC_SECURE=", v) }
       } else if let v = value(entry, "SWIFTMALLOC_STATS=") {
         if let n = parseSize(v), n <= 1 { state.pointee.statsAtExit = n }
         else { Diagnostics.warn("ignoring bad SWIFTMALLOC_STATS=", v) }
