@@ -12,7 +12,7 @@ BUILD   := build
 OBJ     := $(BUILD)/obj
 SHIM    := Sources/CShim
 SWIFT_SOURCES := $(shell find Sources/SwiftMalloc -name '*.swift' | sort)
-SHIM_SOURCES  := $(SHIM)/shim.c $(SHIM)/state.c $(SHIM)/exports/exports.c
+SHIM_SOURCES  := $(SHIM)/shim.c $(SHIM)/state.c $(SHIM)/pools.c $(SHIM)/exports/exports.c
 SHIM_HEADERS  := $(wildcard $(SHIM)/include/*.h) $(SHIM)/exports/swiftmalloc.h
 
 SWIFTFLAGS := -enable-experimental-feature Embedded -wmo -O -parse-as-library \
@@ -42,7 +42,7 @@ $(OBJ)/exports.o: $(SHIM)/exports/exports.c $(SHIM_HEADERS)
 	@mkdir -p $(OBJ)
 	$(CC) $(CFLAGS_LIB) -c $< -o $@
 
-LIB_OBJS := $(OBJ)/swiftmalloc.o $(OBJ)/shim.o $(OBJ)/state.o $(OBJ)/exports.o
+LIB_OBJS := $(OBJ)/swiftmalloc.o $(OBJ)/shim.o $(OBJ)/state.o $(OBJ)/pools.o $(OBJ)/exports.o
 
 $(LIB_SO): $(LIB_OBJS) $(SHIM)/exports/swiftmalloc.map
 	$(CC) -shared -o $@ $(LIB_OBJS) -Wl,--version-script=$(SHIM)/exports/swiftmalloc.map \

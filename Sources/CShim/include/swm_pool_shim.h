@@ -1,0 +1,95 @@
+/*
+ * swm_pool_shim.h: the C helpers of the pool family (Sources/SwiftMalloc/Pools):
+ *   - a futex wait with a timeout and a wake, the condition variable of
+ *     swm_mempool (a sequence word: wait while it still holds what was read);
+ *   - a monotonic clock in milliseconds for swm_mempool_alloc_timeout;
+ *   - an atomic byte exchange (slab caches mark objects free/allocated);
+ *   - the CPU number, which picks a slab cache's magazine;
+ *   - the registry of slab caches (for swm_slabinfo) and the line writer of
+ *     swm_slabinfo (pools.c).
+ * Like swm_shim.h, nothing here calls malloc or stdio; errno is preserved.
+ */
+#ifndef SWM_POOL_SHIM_H
+#define SWM_POOL_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <time.h>
+#include <sched.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
+
+/* Blocks while *word == expected, at most timeout_ms milliseconds (a
+ * negative timeout waits without limit). Spurious returns are allowed: the
+ * caller re-checks its condition. */
+static inline void swm_pool_futex_wait(uint32_t *word, uint32_t expected, long timeout_ms) {
+  int e = errno;
+  struct timespec ts, *tsp = NULL;
+  if (timeout_ms >= 0) {
+    ts.tv_sec = timeout_ms / 1000;
+    ts.tv_nsec = (timeout_ms % 1000) * 1000000L;
+    tsp = &ts;
+  }
+  syscall(SYS_futex, word, FUTEX_WAIT | FUTEX_PRIVATE_FLAG, expected, tsp, NULL, 0);
+  errno = e;
+}
+
+/* Wakes every thread blocked in swm_pool_futex_wait on word. */
+static inline void swm_pool_futex_wake_all(uint32_t *word) {
+  int e = errno;
+  syscall(SYS_futex, word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 0x7fffffff, NULL, NULL, 0);
+  errno = e;
+}
+
+static inline uint32_t swm_pool_load32(uint32_t *word) {
+  return atomic_load_explicit((_Atomic uint32_t *)word, memory_order_acquire);
+}
+static inline void swm_pool_add32(uint32_t *word, uint32_t v) {
+  atomic_fetch_add_explicit((_Atomic uint32_t *)word, v, memory_order_release);
+}
+
+static inline long swm_pool_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Stores v in *byte and returns what was there. */
+static inline uint8_t swm_pool_xchg8(uint8_t *byte, uint8_t v) {
+  return atomic_exchange_explicit((_Atomic uint8_t *)byte, v, memory_order_acq_rel);
+}
+
+/* The CPU the thread runs on (glibc reads it from rseq: one load), or a
+ * stable per-thread number when the kernel cannot tell. */
+extern int sched_getcpu(void); /* <sched.h> declares it only under _GNU_SOURCE */
+static inline unsigned swm_pool_cpu(void) {
+  int c = sched_getcpu();
+  if (__builtin_expect(c >= 0, 1)) return (unsigned)c;
+  extern __thread unsigned swm_pool_thread_slot __attribute__((tls_model("initial-exec"), visibility("hidden")));
+  return (unsigned)((uintptr_t)&swm_pool_thread_slot >> 6);
+}
+
+/* Every live slab cache, for swm_slabinfo; caches link themselves through
+ * their own `next` field, under `lock`. Zero-initialised BSS. */
+typedef struct {
+  _Atomic int lock_state; /* a swm_lock_t */
+  void *head;
+} swm_pool_registry_t;
+swm_pool_registry_t *swm_pool_registry(void) __attribute__((visibility("hidden")));
+
+/* One line of swm_slabinfo: the header when name is NULL. */
+void swm_pool_slabinfo_line(int fd, const char *name, size_t active, size_t total,
+                            size_t objsize, size_t perslab, size_t pages)
+    __attribute__((visibility("hidden")));
+
+/* Layout twin of swiftmalloc.h's swm_static_stats_t (filled by Swift). */
+typedef struct { size_t used, free, largest_free, free_blocks; } swm_pool_static_stats_t;
+
+/* "swiftmalloc: <before><name><before2><count>\n" on stderr (a warning). */
+void swm_pool_leak_warning(const char *before, const char *name, size_t count, const char *after)
+    __attribute__((visibility("hidden")));
+
+#endif
