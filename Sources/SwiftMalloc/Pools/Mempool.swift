@@ -176,8 +176,8 @@ public func swm_mempool_free(_ handle: OpaquePointer, _ element: UnsafeMutableRa
 }
 
 /// Sets the reserve to `new_min_nr` elements: 0 on success; -1 when the
-/// number is negative, or when alloc_fn failed while growing (min_nr is then
-/// already the new value: the reserve keeps what was made, and frees top it up).
+/// number is negative, or when alloc_fn failed while growing (min_nr then
+/// goes back to its old value and the elements made go to free_fn).
 @_cdecl("swm_mempool_resize")
 public func swm_mempool_resize(_ handle: OpaquePointer, _ newMinNr: Int32) -> Int32 {
   let pool = MempoolPtr(handle)
@@ -229,10 +229,14 @@ public func swm_mempool_resize(_ handle: OpaquePointer, _ newMinNr: Int32) -> In
       swm_lock(Mempools.lock(pool))
     }
   }
+  let oldMin = pool.pointee.minNr
   pool.pointee.minNr = target
   while pool.pointee.count < target {
     swm_unlock(Mempools.lock(pool))
-    guard let e = pool.pointee.allocFn(pool.pointee.poolData) else { return -1 }
+    guard let e = pool.pointee.allocFn(pool.pointee.poolData) else {
+      _ = swm_mempool_resize(handle, Int32(truncatingIfNeeded: oldMin))
+      return -1
+    }
     swm_lock(Mempools.lock(pool))
     if pool.pointee.count < pool.pointee.minNr && pool.pointee.count < pool.pointee.capacity {
       pool.pointee.elements[pool.pointee.count] = e
