@@ -39,8 +39,10 @@ let cleanupLock = NSLock()
     let pool = RegionPool(blockSize: 1024)!
     let big = pool.allocate(byteCount: 1 << 20)!
     big.initializeMemory(as: UInt8.self, repeating: 1, count: 1 << 20)
-    #expect(pool.free(big))
-    #expect(!pool.free(big))
+    let freed = pool.free(big)
+    let freedTwice = pool.free(big)
+    #expect(freed)
+    #expect(!freedTwice)
     #expect(pool.allocate(byteCount: Int.max) == nil)
     #expect(pool.allocate(Point.self, count: Int.max / 8) == nil)
   }
@@ -122,10 +124,13 @@ nonisolated(unsafe) var destructed = 0
 
   @Test func threads() {
     let cache = ObjectCache<Connection>(name: "threaded")!
-    let handle = cache.handle
+    let handleBits = UInt(bitPattern: cache.handle)
     let failures = UnsafeMutablePointer<Int>.allocate(capacity: 8)
     failures.initialize(repeating: 0, count: 8)
+    let failureBits = UInt(bitPattern: failures)
     DispatchQueue.concurrentPerform(iterations: 8) { t in
+      let handle = OpaquePointer(bitPattern: handleBits)!
+      let failures = UnsafeMutablePointer<Int>(bitPattern: failureBits)!
       var held: [UnsafeMutableRawPointer] = []
       held.reserveCapacity(64)
       for round in 0..<5000 {
@@ -182,8 +187,10 @@ let flakyFree: MempoolFreeFn = { element, _ in swmcore_free(element) }
   @Test func creationFailsWhenTheReserveCannotBeFilled() {
     allocatorFails = true
     defer { allocatorFails = false }
-    #expect(MemoryReserve(minimum: 2, context: UnsafeMutableRawPointer(bitPattern: 64),
-                          allocate: flakyAllocate, free: flakyFree) == nil)
+    let reserve = MemoryReserve(minimum: 2, context: UnsafeMutableRawPointer(bitPattern: 64),
+                                allocate: flakyAllocate, free: flakyFree)
+    let created = reserve != nil
+    #expect(!created)
   }
 
   @Test func waiterWakesWhenAnotherThreadFrees() {
@@ -193,9 +200,10 @@ let flakyFree: MempoolFreeFn = { element, _ in swmcore_free(element) }
     allocatorFails = true
     defer { allocatorFails = false }
     let only = reserve.allocate()!
-    let handle = reserve.handle
+    let handleBits = UInt(bitPattern: reserve.handle)
     let sent = UInt(bitPattern: only)
     let freer = Thread {
+      let handle = OpaquePointer(bitPattern: handleBits)!
       usleep(100_000)
       swm_mempool_free(handle, UnsafeMutableRawPointer(bitPattern: sent))
     }
@@ -213,15 +221,17 @@ let flakyFree: MempoolFreeFn = { element, _ in swmcore_free(element) }
                                 allocate: flakyAllocate, free: flakyFree)!
     allocatorFails = true
     defer { allocatorFails = false }
-    let handle = reserve.handle
+    let handleBits = UInt(bitPattern: reserve.handle)
     DispatchQueue.concurrentPerform(iterations: 6) { _ in
+      let handle = OpaquePointer(bitPattern: handleBits)!
       for _ in 0..<5000 {
         let e = swm_mempool_alloc(handle, 1)!
         e.storeBytes(of: 1, as: Int.self)
         swm_mempool_free(handle, e)
       }
     }
-    #expect(reserve.resize(minimum: 2))
+    let resized = reserve.resize(minimum: 2)
+    #expect(resized)
   }
 
   @Test func slabBacked() {
@@ -230,7 +240,8 @@ let flakyFree: MempoolFreeFn = { element, _ in swmcore_free(element) }
       let reserve = MemoryReserve(minimum: 4, cache: cache)!
       let e = reserve.allocate(wait: true)!
       reserve.free(e)
-      #expect(reserve.resize(minimum: 10))
+      let resized = reserve.resize(minimum: 10)
+      #expect(resized)
     }
   }
 }
