@@ -62,6 +62,27 @@ static inline uint8_t swm_pool_xchg8(uint8_t *byte, uint8_t v) {
   return atomic_exchange_explicit((_Atomic uint8_t *)byte, v, memory_order_acq_rel);
 }
 
+static inline uint8_t swm_pool_load8(uint8_t *byte) {
+  return atomic_load_explicit((_Atomic uint8_t *)byte, memory_order_relaxed);
+}
+static inline void swm_pool_store8(uint8_t *byte, uint8_t v) {
+  atomic_store_explicit((_Atomic uint8_t *)byte, v, memory_order_relaxed);
+}
+
+/* One more than the highest CPU number the process may run on (from the
+ * affinity mask: a system call, no file and no malloc), at least 1. */
+static inline unsigned swm_pool_cpu_span(void) {
+  int e = errno;
+  unsigned long mask[16] = {0};
+  long n = syscall(SYS_sched_getaffinity, 0, sizeof mask, mask);
+  errno = e;
+  unsigned span = 1;
+  for (long w = 0; n > 0 && w < n / (long)sizeof(unsigned long); w++)
+    for (unsigned b = 0; b < 8 * sizeof(unsigned long); b++)
+      if (mask[w] & (1ul << b)) span = (unsigned)(w * 8 * sizeof(unsigned long) + b + 1);
+  return span;
+}
+
 /* The CPU the thread runs on (glibc reads it from rseq: one load), or a
  * stable per-thread number when the kernel cannot tell. */
 extern int sched_getcpu(void); /* <sched.h> declares it only under _GNU_SOURCE */

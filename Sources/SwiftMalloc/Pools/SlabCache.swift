@@ -31,8 +31,10 @@ import CShim
 // Checks. swm_cache_free finds the slab by masking, confirms through the
 // core's page map that the address is one of ours before reading the slab
 // header, and requires the header to name this cache: otherwise "object from
-// another cache". The object's state byte is exchanged atomically to 1: if it
-// was 1 already, the object was freed twice.
+// another cache". The object's state byte must be 0 (allocated) and becomes
+// 1: if it was 1 already, the object was freed twice. (Plain byte loads and
+// stores: two threads racing to free the same object at the same instant
+// may go unreported; every sequential double free is caught.)
 
 public typealias CacheCtor = @convention(c) (UnsafeMutableRawPointer?) -> Void
 
@@ -70,6 +72,7 @@ struct SlabCacheHeader {
   var freeInSlabs: UInt
   var magazines: RawPtr
   var name: UnsafeMutablePointer<CChar>
+  var reciprocal: UInt  // ceil(2^32 / stride): offset / stride as a multiply (0: divide)
 }
 typealias CachePtr = UnsafeMutablePointer<SlabCacheHeader>
 
@@ -88,10 +91,10 @@ enum SlabCaches {
   static let partialList: UInt32 = 0
   static let fullList: UInt32 = 1
   static let emptyList: UInt32 = 2
-  static let magazineSlots: UInt = 30
-  static let batch: UInt = 15
-  static let magazineBytes: UInt = 256  // header + 30 slots, 4 cache lines
-  static let magazines: UInt32 = 16
+  static let magazineSlots: UInt = 126
+  static let batch: UInt = 63
+  static let magazineBytes: UInt = 1024  // header + 126 slots, 16 cache lines
+  static let maxMagazines: UInt32 = 64
   static let nameBytes: UInt = 32
   static let minSlab: UInt = 16384
   static let maxObject: UInt = 1 << 30
@@ -224,6 +227,17 @@ enum SlabCaches {
     return got
   }
 
+  /// offset / stride for an offset inside a slab. With slabs below 4 GiB the
+  /// multiply by the rounded-up reciprocal is exact for every multiple of
+  /// the stride (and never maps a non-multiple onto one: callers that
+  /// validate compare index * stride with the offset).
+  @inline(__always)
+  static func index(_ offset: UInt, _ cache: CachePtr) -> UInt {
+    let r = cache.pointee.reciprocal
+    if r != 0 { return (offset &* r) &>> 32 }
+    return offset / cache.pointee.stride
+  }
+
   /// The slab of an object already validated by `check`.
   @inline(__always)
   static func slab(of object: RawPtr, _ cache: CachePtr) -> SlabPtr {
@@ -236,7 +250,7 @@ enum SlabCaches {
     while i < count {
       let object = objects[Int(i)]
       let s = slab(of: object, cache)
-      let index = (UInt(bitPattern: object) &- s.pointee.objects) / cache.pointee.stride
+      let index = SlabCaches.index(UInt(bitPattern: object) &- s.pointee.objects, cache)
       freeStack(s)[Int(s.pointee.freeCount)] = UInt32(truncatingIfNeeded: index)
       s.pointee.freeCount &+= 1
       move(cache, s, to: UInt(s.pointee.freeCount) == cache.pointee.perSlab ? emptyList : partialList)
@@ -256,7 +270,7 @@ enum SlabCaches {
       Diagnostics.fatal(call, "object from another cache", object)
     }
     let offset = UInt(bitPattern: object) &- s.pointee.objects
-    let index = offset / cache.pointee.stride
+    let index = offset < cache.pointee.slabBytes ? SlabCaches.index(offset, cache) : cache.pointee.perSlab
     if UInt(bitPattern: object) < s.pointee.objects || index &* cache.pointee.stride != offset || index >= cache.pointee.perSlab {
       Diagnostics.invalidPointer(call, object)
     }
@@ -367,7 +381,7 @@ public func swm_cache_create(_ name: UnsafePointer<CChar>?, _ size: UInt, _ alig
   let colourStep = max(64, alignment)
 
   let headerBytes = (UInt(MemoryLayout<SlabCacheHeader>.stride) &+ 63) & ~63
-  let magazineCount = SlabCaches.magazines
+  let magazineCount = min(max(swm_pool_cpu_span(), 1), SlabCaches.maxMagazines)
   let total = headerBytes &+ UInt(magazineCount) &* SlabCaches.magazineBytes &+ SlabCaches.nameBytes
   guard let memory = alignedAllocate(64, total) else { return nil }
   memory.initializeMemory(as: UInt8.self, repeating: 0, count: Int(total))
@@ -390,7 +404,8 @@ public func swm_cache_create(_ name: UnsafePointer<CChar>?, _ size: UInt, _ alig
     perSlab: shape.count, firstOffset: shape.firstOffset,
     colourStep: colourStep, colours: leftover / colourStep &+ 1, nextColour: 0,
     ctor: ctor, dtor: dtor, partial: nil, full: nil, empty: nil,
-    slabCount: 0, freeInSlabs: 0, magazines: memory + Int(headerBytes), name: nameBuffer))
+    slabCount: 0, freeInSlabs: 0, magazines: memory + Int(headerBytes), name: nameBuffer,
+    reciprocal: slabBytes <= 1 << 32 ? ((1 << 32) &+ stride &- 1) / stride : 0))
 
   let registryLock = SlabCaches.lock(SlabCaches.registry)
   swm_lock(registryLock)
@@ -422,8 +437,8 @@ public func swm_cache_alloc(_ handle: OpaquePointer) -> UnsafeMutableRawPointer?
   mag.pointee.net &+= 1
   swm_unlock(magLock)
   let s = SlabCaches.slab(of: object, cache)
-  let index = (UInt(bitPattern: object) &- s.pointee.objects) / cache.pointee.stride
-  _ = swm_pool_xchg8(SlabCaches.stateBytes(s, cache) + Int(index), 0)
+  let index = SlabCaches.index(UInt(bitPattern: object) &- s.pointee.objects, cache)
+  swm_pool_store8(SlabCaches.stateBytes(s, cache) + Int(index), 0)
   return object
 }
 
@@ -433,9 +448,9 @@ public func swm_cache_free(_ handle: OpaquePointer, _ object: UnsafeMutableRawPo
   guard let object else { return }
   let cache = CachePtr(handle)
   let (s, index) = SlabCaches.check(cache, object, call: "swm_cache_free()")
-  if swm_pool_xchg8(SlabCaches.stateBytes(s, cache) + Int(index), 1) != 0 {
-    Diagnostics.doubleFree("swm_cache_free()", object)
-  }
+  let state = SlabCaches.stateBytes(s, cache) + Int(index)
+  if swm_pool_load8(state) != 0 { Diagnostics.doubleFree("swm_cache_free()", object) }
+  swm_pool_store8(state, 1)
   let mag = SlabCaches.currentMagazine(cache)
   let magLock = SlabCaches.lock(UnsafeMutableRawPointer(mag))
   swm_lock(magLock)
