@@ -41,6 +41,16 @@ static void double_free(void) {
   swm_static_free(h, p);
   swm_static_free(h, p);
 }
+static void double_free_merged(void) {
+  static unsigned char b[4096];
+  swm_static_t *h = swm_static_init(b, sizeof b);
+  void *a = swm_static_alloc(h, 100), *m = swm_static_alloc(h, 100), *c = swm_static_alloc(h, 100);
+  swm_static_alloc(h, 100);
+  swm_static_free(h, a);
+  swm_static_free(h, c);
+  swm_static_free(h, m);  /* merges with both neighbours */
+  swm_static_free(h, m);
+}
 static void foreign(void) {
   static unsigned char b[4096];
   swm_static_t *h = swm_static_init(b, sizeof b);
@@ -134,6 +144,7 @@ int main(void) {
 
   /* misuse */
   CHECK(aborts_with(double_free, "swm_static_free(): double free"));
+  CHECK(aborts_with(double_free_merged, "swm_static_free(): double free"));
   CHECK(aborts_with(foreign, "swm_static_free(): invalid pointer"));
   CHECK(aborts_with(interior, "swm_static_free()"));
 

@@ -144,6 +144,9 @@ enum StaticHeaps {
   static func free(_ heap: StaticHeapPtr, _ block: UInt) {
     let size = StaticHeaps.size(block)
     heap.pointee.used &-= size
+    // Clear the allocated bit in both tags first: after a merge they remain
+    // as stale words, and a second free of the block must read "free".
+    mark(block, size: size, allocated: 0)
     release(heap, block, size: size)
   }
 }
