@@ -6,6 +6,14 @@
 __thread unsigned swm_pool_thread_slot __attribute__((tls_model("initial-exec"), visibility("hidden")));
 
 static swm_pool_registry_t swm_pool_registry_storage;
+static _Atomic unsigned swm_pool_next_slot;
+
+unsigned swm_pool_assign_slot(void) {
+  unsigned slot = atomic_fetch_add_explicit(&swm_pool_next_slot, 1, memory_order_relaxed) + 1;
+  if (slot == 0) slot = 1;
+  swm_pool_thread_slot = slot;
+  return slot;
+}
 
 swm_pool_registry_t *swm_pool_registry(void) { return &swm_pool_registry_storage; }
 

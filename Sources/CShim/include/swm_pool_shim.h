@@ -22,6 +22,25 @@
 #include <linux/futex.h>
 #include <stdatomic.h>
 
+/* A test-and-set spinlock for the slab caches' per-CPU magazines: one
+ * atomic exchange to take, a plain release store to drop (a swm_lock_t needs
+ * an exchange on both sides). A magazine is almost only used from its own
+ * CPU, so the lock is nearly never contended; a waiter yields the CPU after
+ * a short spin, in case the holder was preempted. 0 = free. */
+static inline void swm_pool_spin_wait(uint32_t *word) {
+  for (int spins = 0; __atomic_load_n(word, __ATOMIC_RELAXED) != 0; spins++) {
+    if (spins < 128) __builtin_ia32_pause();
+    else { int e = errno; sched_yield(); errno = e; }
+  }
+}
+static inline __attribute__((always_inline)) void swm_pool_spin_lock(uint32_t *word) {
+  while (__builtin_expect(__atomic_exchange_n(word, 1, __ATOMIC_ACQUIRE) != 0, 0))
+    swm_pool_spin_wait(word);
+}
+static inline __attribute__((always_inline)) void swm_pool_spin_unlock(uint32_t *word) {
+  __atomic_store_n(word, 0, __ATOMIC_RELEASE);
+}
+
 /* Blocks while *word == expected, at most timeout_ms milliseconds (a
  * negative timeout waits without limit). Spurious returns are allowed: the
  * caller re-checks its condition. */
@@ -83,14 +102,22 @@ static inline unsigned swm_pool_cpu_span(void) {
   return span;
 }
 
-/* The CPU the thread runs on (glibc reads it from rseq: one load), or a
- * stable per-thread number when the kernel cannot tell. */
-extern int sched_getcpu(void); /* <sched.h> declares it only under _GNU_SOURCE */
-static inline unsigned swm_pool_cpu(void) {
-  int c = sched_getcpu();
-  if (__builtin_expect(c >= 0, 1)) return (unsigned)c;
-  extern __thread unsigned swm_pool_thread_slot __attribute__((tls_model("initial-exec"), visibility("hidden")));
-  return (unsigned)((uintptr_t)&swm_pool_thread_slot >> 6);
+/* The CPU the thread runs on, read from the rseq area glibc (2.35+)
+ * registers for every thread: one load through the thread pointer. Without
+ * rseq, a stable per-thread number (threads share magazines round-robin). */
+extern const ptrdiff_t __rseq_offset __attribute__((weak));
+extern const unsigned int __rseq_size __attribute__((weak));
+extern __thread unsigned swm_pool_thread_slot __attribute__((tls_model("initial-exec"), visibility("hidden")));
+unsigned swm_pool_assign_slot(void) __attribute__((visibility("hidden")));
+static inline __attribute__((always_inline)) unsigned swm_pool_cpu(void) {
+  if (&__rseq_size != NULL && __rseq_size != 0) {
+    char *tp;
+    __asm__("mov %%fs:0, %0" : "=r"(tp));
+    int c = *(volatile int *)(tp + __rseq_offset + 4); /* struct rseq.cpu_id */
+    if (__builtin_expect(c >= 0, 1)) return (unsigned)c;
+  }
+  unsigned slot = swm_pool_thread_slot;
+  return slot != 0 ? slot : swm_pool_assign_slot();
 }
 
 /* Every live slab cache, for swm_slabinfo; caches link themselves through

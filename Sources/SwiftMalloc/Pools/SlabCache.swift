@@ -17,11 +17,12 @@ import CShim
 // multiples of max(64, align) within the slack the slab has left over, so
 // objects at the same index in different slabs fall on different cache lines.
 //
-// Per-CPU magazines (the fast path). Each cache has `magazineCount` magazines,
-// each a small stack of free object pointers behind its own lock; a thread
-// uses the magazine of the CPU it runs on (sched_getcpu, read from rseq by
-// glibc). Uncontended, an allocation or free is one compare-and-swap on a
-// lock that stays in the CPU's own cache, with no shared counter. An empty
+// Per-CPU magazines (the fast path). Each cache has one magazine per CPU the
+// process may run on (up to 64), each a stack of up to 126 free object
+// pointers behind its own spinlock; a thread uses the magazine of the CPU it
+// runs on (read from glibc's rseq area: one load). An allocation or free is
+// one atomic exchange on a lock line that stays in that CPU's cache plus a
+// plain store to release it, with no shared counter. An empty
 // magazine takes `batch` objects from the slabs under the cache lock; a full
 // one gives `batch` back. We chose locked per-CPU magazines over per-thread
 // (__thread) ones because a thread-private magazine must be flushed when its
@@ -78,7 +79,7 @@ typealias CachePtr = UnsafeMutablePointer<SlabCacheHeader>
 
 /// One magazine (its slots follow it).
 struct Magazine {
-  var lockWord: UInt32  // must stay first
+  var lockWord: UInt32  // a swm_pool_spin_lock word; must stay first
   var count: UInt32
   var net: Int  // allocations minus frees through this magazine
 }
@@ -106,6 +107,11 @@ enum SlabCaches {
   }
 
   @inline(__always)
+  static func spin(_ mag: MagazinePtr) -> UnsafeMutablePointer<UInt32> {
+    UnsafeMutableRawPointer(mag).assumingMemoryBound(to: UInt32.self)
+  }
+
+  @inline(__always)
   static func freeStack(_ slab: SlabPtr) -> UnsafeMutablePointer<UInt32> {
     (UnsafeMutableRawPointer(slab) + Int(slabHeaderBytes)).assumingMemoryBound(to: UInt32.self)
   }
@@ -127,7 +133,7 @@ enum SlabCaches {
 
   @inline(__always)
   static func currentMagazine(_ cache: CachePtr) -> MagazinePtr {
-    magazine(cache, UInt(swm_pool_cpu() % cache.pointee.magazineCount))
+    magazine(cache, UInt(swm_pool_cpu() & (cache.pointee.magazineCount &- 1)))
   }
 
   /// Objects per slab of `slabBytes`, and the offset of object 0.
@@ -282,14 +288,14 @@ enum SlabCaches {
     var i: UInt = 0
     while i < UInt(cache.pointee.magazineCount) {
       let mag = magazine(cache, i)
-      swm_lock(lock(UnsafeMutableRawPointer(mag)))
+      swm_pool_spin_lock(spin(mag))
       if mag.pointee.count > 0 {
         swm_lock(lock(UnsafeMutableRawPointer(cache)))
         returnToSlabs(cache, slots(mag), count: UInt(mag.pointee.count))
         swm_unlock(lock(UnsafeMutableRawPointer(cache)))
         mag.pointee.count = 0
       }
-      swm_unlock(lock(UnsafeMutableRawPointer(mag)))
+      swm_pool_spin_unlock(spin(mag))
       i &+= 1
     }
   }
@@ -381,7 +387,10 @@ public func swm_cache_create(_ name: UnsafePointer<CChar>?, _ size: UInt, _ alig
   let colourStep = max(64, alignment)
 
   let headerBytes = (UInt(MemoryLayout<SlabCacheHeader>.stride) &+ 63) & ~63
-  let magazineCount = min(max(swm_pool_cpu_span(), 1), SlabCaches.maxMagazines)
+  // A power of two (CPU numbers are masked), from the CPUs we may run on.
+  var magazineCount: UInt32 = 1
+  let cpus = min(swm_pool_cpu_span(), SlabCaches.maxMagazines)
+  while magazineCount < cpus { magazineCount &<<= 1 }
   let total = headerBytes &+ UInt(magazineCount) &* SlabCaches.magazineBytes &+ SlabCaches.nameBytes
   guard let memory = alignedAllocate(64, total) else { return nil }
   memory.initializeMemory(as: UInt8.self, repeating: 0, count: Int(total))
@@ -421,13 +430,13 @@ public func swm_cache_create(_ name: UnsafePointer<CChar>?, _ size: UInt, _ alig
 public func swm_cache_alloc(_ handle: OpaquePointer) -> UnsafeMutableRawPointer? {
   let cache = CachePtr(handle)
   let mag = SlabCaches.currentMagazine(cache)
-  let magLock = SlabCaches.lock(UnsafeMutableRawPointer(mag))
-  swm_lock(magLock)
+  let magLock = SlabCaches.spin(mag)
+  swm_pool_spin_lock(magLock)
   var count = mag.pointee.count
   if count == 0 {
     count = SlabCaches.refill(cache, mag)
     if count == 0 {
-      swm_unlock(magLock)
+      swm_pool_spin_unlock(magLock)
       return nil
     }
   }
@@ -435,7 +444,7 @@ public func swm_cache_alloc(_ handle: OpaquePointer) -> UnsafeMutableRawPointer?
   let object = SlabCaches.slots(mag)[Int(count)]
   mag.pointee.count = count
   mag.pointee.net &+= 1
-  swm_unlock(magLock)
+  swm_pool_spin_unlock(magLock)
   let s = SlabCaches.slab(of: object, cache)
   let index = SlabCaches.index(UInt(bitPattern: object) &- s.pointee.objects, cache)
   swm_pool_store8(SlabCaches.stateBytes(s, cache) + Int(index), 0)
@@ -452,13 +461,13 @@ public func swm_cache_free(_ handle: OpaquePointer, _ object: UnsafeMutableRawPo
   if swm_pool_load8(state) != 0 { Diagnostics.doubleFree("swm_cache_free()", object) }
   swm_pool_store8(state, 1)
   let mag = SlabCaches.currentMagazine(cache)
-  let magLock = SlabCaches.lock(UnsafeMutableRawPointer(mag))
-  swm_lock(magLock)
+  let magLock = SlabCaches.spin(mag)
+  swm_pool_spin_lock(magLock)
   if UInt(mag.pointee.count) == SlabCaches.magazineSlots { SlabCaches.flush(cache, mag) }
   SlabCaches.slots(mag)[Int(mag.pointee.count)] = object
   mag.pointee.count &+= 1
   mag.pointee.net &-= 1
-  swm_unlock(magLock)
+  swm_pool_spin_unlock(magLock)
 }
 
 /// Empties the magazines and releases every empty slab (destructor on each
