@@ -75,6 +75,15 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+/* objects made on one thread, freed on another */
+static swm_cache_t *handoff;
+static void *handoff_items[20000];
+static void *consumer(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 20000; i++) swm_cache_free(handoff, handoff_items[i]);
+  return NULL;
+}
+
 int main(void) {
   swm_cache_t *cache = swm_cache_create("conn", sizeof(struct conn), 0, conn_ctor, conn_dtor);
   CHECK(cache != NULL);
@@ -159,6 +168,19 @@ int main(void) {
   swm_slabinfo(1);
   CHECK(swm_cache_destroy(cache) == 0);
   CHECK(atomic_load(&destructed) == atomic_load(&constructed));
+
+  /* cross-thread frees, page-aligned objects, no name */
+  handoff = swm_cache_create(NULL, 4000, 4096, NULL, NULL);
+  CHECK(handoff != NULL);
+  for (int i = 0; i < 20000; i++) {
+    handoff_items[i] = swm_cache_alloc(handoff);
+    CHECK(handoff_items[i] != NULL && ((uintptr_t)handoff_items[i] & 4095) == 0);
+  }
+  pthread_t ct;
+  pthread_create(&ct, NULL, consumer, NULL);
+  pthread_join(ct, NULL);
+  CHECK(swm_cache_shrink(handoff) > 0);
+  CHECK(swm_cache_destroy(handoff) == 0);
 
   /* big objects */
   swm_cache_t *big = swm_cache_create("big", 300000, 0, NULL, NULL);
