@@ -12,7 +12,7 @@ BUILD   := build
 OBJ     := $(BUILD)/obj
 SHIM    := Sources/CShim
 SWIFT_SOURCES := $(shell find Sources/SwiftMalloc -name '*.swift' | sort)
-SHIM_SOURCES  := $(SHIM)/shim.c $(SHIM)/state.c $(SHIM)/secure_off.c $(SHIM)/secure/secure_on.c $(SHIM)/exports/exports.c
+SHIM_SOURCES  := $(SHIM)/shim.c $(SHIM)/state.c $(SHIM)/pools.c $(SHIM)/secure_off.c $(SHIM)/secure/secure_on.c $(SHIM)/exports/exports.c
 SHIM_HEADERS  := $(wildcard $(SHIM)/include/*.h) $(SHIM)/exports/swiftmalloc.h
 
 SWIFTFLAGS := -enable-experimental-feature Embedded -wmo -O -parse-as-library \
@@ -47,7 +47,7 @@ $(OBJ)/exports.o: $(SHIM)/exports/exports.c $(SHIM_HEADERS)
 	@mkdir -p $(OBJ)
 	$(CC) $(CFLAGS_LIB) -c $< -o $@
 
-CORE_OBJS := $(OBJ)/swiftmalloc.o $(OBJ)/shim.o $(OBJ)/state.o $(OBJ)/exports.o
+CORE_OBJS := $(OBJ)/swiftmalloc.o $(OBJ)/shim.o $(OBJ)/state.o $(OBJ)/pools.o $(OBJ)/exports.o
 LIB_OBJS := $(CORE_OBJS) $(OBJ)/secure_off.o
 LDFLAGS_LIB = -shared -Wl,--version-script=$(SHIM)/exports/swiftmalloc.map \
 	      -Wl,--gc-sections -Wl,-z,now -Wl,-z,relro -Wl,--as-needed -Wl,-soname,$(notdir $@)

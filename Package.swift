@@ -7,6 +7,11 @@ import PackageDescription
 
 let package = Package(
   name: "swiftmalloc",
+  products: [
+    // The pool family (region pools, slab caches, memory reserves, static
+    // heaps) as a Swift library over the hosted copy of the allocator.
+    .library(name: "SwiftMallocPools", targets: ["SwiftMallocPools"]),
+  ],
   targets: [
     // The C shim without its exports: a test process keeps glibc's malloc
     // and reaches ours through the swmcore_ functions.
@@ -14,13 +19,28 @@ let package = Package(
       name: "CShim",
       path: "Sources/CShim",
       exclude: ["exports", "secure"],
-      sources: ["shim.c", "state.c", "secure_off.c"],
+      sources: ["shim.c", "state.c", "secure_off.c", "pools.c"],
       publicHeadersPath: "include"
     ),
     .target(
       name: "SwiftMalloc",
       dependencies: ["CShim"],
       path: "Sources/SwiftMalloc"
+    ),
+    .target(
+      name: "SwiftMallocPools",
+      dependencies: ["SwiftMalloc", "CShim"],
+      path: "Sources/SwiftMallocPools"
+    ),
+    .executableTarget(
+      name: "swift-pools",
+      dependencies: ["SwiftMallocPools"],
+      path: "examples/swift-pools"
+    ),
+    .testTarget(
+      name: "PoolTests",
+      dependencies: ["SwiftMallocPools", "SwiftMalloc"],
+      path: "Tests/PoolTests"
     ),
     .testTarget(
       name: "SwiftMallocTests",

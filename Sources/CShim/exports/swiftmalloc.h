@@ -26,6 +26,57 @@ size_t swm_usable_size(void *p);
 void free_sized(void *p, size_t size);
 void free_aligned_sized(void *p, size_t alignment, size_t size);
 
+/* MARK: pools (docs/pools.md) ----------------------------------------------- */
+
+/* Region pools: bump allocation from chained blocks, freed all at once.
+ * One thread at a time per pool. */
+typedef struct swm_pool swm_pool_t;
+swm_pool_t *swm_pool_create(size_t block_size);
+void *swm_pool_alloc(swm_pool_t *pool, size_t size);      /* 16-byte aligned */
+void *swm_pool_nalloc(swm_pool_t *pool, size_t size);     /* unaligned, packed */
+void *swm_pool_calloc(swm_pool_t *pool, size_t size);
+void *swm_pool_memalign(swm_pool_t *pool, size_t size, size_t alignment);
+int   swm_pool_free(swm_pool_t *pool, void *p);  /* 0: large block freed; -1: not a large block */
+int   swm_pool_cleanup_add(swm_pool_t *pool, void (*handler)(void *data), void *data);
+void  swm_pool_reset(swm_pool_t *pool);
+void  swm_pool_destroy(swm_pool_t *pool);
+
+/* Slab caches: constructed objects of one size. Thread-safe. */
+typedef struct swm_cache swm_cache_t;
+swm_cache_t *swm_cache_create(const char *name, size_t size, size_t align,
+                              void (*ctor)(void *obj), void (*dtor)(void *obj));
+void  *swm_cache_alloc(swm_cache_t *cache);
+void   swm_cache_free(swm_cache_t *cache, void *obj);
+size_t swm_cache_shrink(swm_cache_t *cache);   /* empty slabs released; returns bytes returned */
+size_t swm_cache_destroy(swm_cache_t *cache);  /* returns objects still allocated (and says so on stderr) */
+void   swm_slabinfo(int fd);                   /* /proc/slabinfo-style table of every cache */
+
+/* Memory reserves: min_nr elements guaranteed. Thread-safe. */
+typedef struct swm_mempool swm_mempool_t;
+typedef void *(*swm_mempool_alloc_fn)(void *pool_data);
+typedef void  (*swm_mempool_free_fn)(void *element, void *pool_data);
+#define SWM_MEMPOOL_WAIT 1
+swm_mempool_t *swm_mempool_create(int min_nr, swm_mempool_alloc_fn alloc_fn,
+                                  swm_mempool_free_fn free_fn, void *pool_data);
+swm_mempool_t *swm_mempool_create_kmalloc(int min_nr, size_t element_size);
+swm_mempool_t *swm_mempool_create_slab(int min_nr, swm_cache_t *cache);
+void *swm_mempool_alloc(swm_mempool_t *pool, int flags);
+void *swm_mempool_alloc_timeout(swm_mempool_t *pool, long timeout_ms);
+void  swm_mempool_free(swm_mempool_t *pool, void *element);
+int   swm_mempool_resize(swm_mempool_t *pool, int new_min_nr);  /* 0 on success */
+void  swm_mempool_destroy(swm_mempool_t *pool);
+
+/* Static heaps: an explicit allocator inside a caller's buffer; no system
+ * call, no malloc. One thread at a time per heap. */
+typedef struct swm_static swm_static_t;
+typedef struct { size_t used, free, largest_free, free_blocks; } swm_static_stats_t;
+swm_static_t *swm_static_init(void *buf, size_t len);  /* bookkeeping lives inside buf */
+void  *swm_static_alloc(swm_static_t *heap, size_t size);
+void   swm_static_free(swm_static_t *heap, void *p);
+void  *swm_static_realloc(swm_static_t *heap, void *p, size_t size);
+size_t swm_static_usable_size(swm_static_t *heap, void *p);
+void   swm_static_stats(swm_static_t *heap, swm_static_stats_t *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -223,4 +223,7 @@ __attribute__((noreturn)) void swm_fatal(const char *call, const char *problem, 
 /* Writes "swiftmalloc: <text><value>\n" (a warning; execution goes on). */
 void swm_warn(const char *text, const char *value);
 
+/* The pool family's helpers (futex condition, clock, slab registry). */
+#include "swm_pool_shim.h"
+
 #endif
