@@ -75,7 +75,7 @@ check-symbols: $(LIB_SO)
 clean:
 	rm -rf $(BUILD) .build
 
--include tests/tests.mk
+-include Tests/tests.mk
 -include bench/bench.mk
 
 demo: all

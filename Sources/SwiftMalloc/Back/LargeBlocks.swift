@@ -22,7 +22,7 @@ enum LargeBlocks {
   /// one before it is unmapped with it.
   static func allocate(_ size: UInt, alignment: UInt, zeroed: Bool?) -> RawPtr? {
     let guards = Heap.state.pointee.secure != 0
-    let userBytes = (size &+ OSMemory.pageMask) & ~OSMemory.pageMask
+    let userBytes = max(OSMemory.pageSize, (size &+ OSMemory.pageMask) & ~OSMemory.pageMask)
     let bytes = guards ? userBytes &+ OSMemory.pageSize : userBytes  // span bytes, trailing guard included
     let lead = guards ? OSMemory.pageSize : 0                         // leading guard
     let extra = alignment > OSMemory.pageSize ? alignment : 0
@@ -76,7 +76,7 @@ enum LargeBlocks {
   /// Resizes with mremap (moving if need be). nil, with the block intact,
   /// when the kernel refuses.
   static func resize(_ span: SpanPtr, to size: UInt) -> RawPtr? {
-    let bytes = (size &+ OSMemory.pageMask) & ~OSMemory.pageMask
+    let bytes = max(OSMemory.pageSize, (size &+ OSMemory.pageMask) & ~OSMemory.pageMask)
     let old = span.pointee.start
     let oldBytes = span.pointee.bytes
     if bytes == oldBytes { return RawPtr(bitPattern: old) }
