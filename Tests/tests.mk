@@ -9,10 +9,20 @@
 #   make c-tests-glibc the same tests against plain glibc (validates the tests)
 #   make real-tests    python3, sort, git, gcc, sqlite3 preloaded, output checked
 #   make swift-test    swift test (the hosted build of the core)
+#   make misuse-tests  heap misuse battery (default and secure mode), resource
+#                      limits, secure mode on real programs
+#   make fuzz          libFuzzer with a shadow model, FUZZ_SECONDS (600) long
 
 TEST_COUNTS := $(BUILD)/tests
 
-.PHONY: test c-tests c-tests-glibc real-tests swift-test
+.PHONY: test c-tests c-tests-glibc real-tests swift-test misuse-tests fuzz
+FUZZ_SECONDS ?= 600
+
+misuse-tests: all
+	bash Tests/misuse/run.sh
+
+fuzz: all
+	bash Tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 swift-test:
 	swift test
@@ -28,7 +38,7 @@ real-tests: all
 
 # Every step runs even when an earlier one failed; the exit status reports all.
 test: all
-	@mkdir -p $(TEST_COUNTS); rm -f $(TEST_COUNTS)/c-tests.counts $(TEST_COUNTS)/real-tests.counts; \
+	@mkdir -p $(TEST_COUNTS); rm -f $(TEST_COUNTS)/*.counts; \
 	bad=""; \
 	echo "== check-symbols"; \
 	sh tools/check-symbols.sh $(LIB_SO) || bad="$$bad check-symbols"; \
@@ -42,9 +52,17 @@ test: all
 	bash Tests/C/run.sh || bad="$$bad c-tests"; \
 	echo "== real programs"; \
 	bash Tests/programs/run.sh || bad="$$bad real-tests"; \
+	echo "== misuse battery, resource limits, secure mode on real programs"; \
+	bash Tests/misuse/run.sh > $(TEST_COUNTS)/misuse.log 2>&1 || bad="$$bad misuse"; \
+	grep -E 'FAIL' $(TEST_COUNTS)/misuse.log | head -n 40; tail -n 1 $(TEST_COUNTS)/misuse.log; \
+	tail -n 1 $(TEST_COUNTS)/misuse.log | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' > $(TEST_COUNTS)/misuse.counts; \
+	echo "== fuzz (30 s, default and secure mode)"; \
+	bash Tests/fuzz/run.sh 30 > $(TEST_COUNTS)/fuzz.log 2>&1 || bad="$$bad fuzz"; \
+	grep -E 'FAIL' $(TEST_COUNTS)/fuzz.log | head -n 20; tail -n 1 $(TEST_COUNTS)/fuzz.log; \
+	tail -n 1 $(TEST_COUNTS)/fuzz.log | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' > $(TEST_COUNTS)/fuzz.counts; \
 	passed=0; failed=0; \
-	for suite in c-tests real-tests; do \
-	  if [ -f $(TEST_COUNTS)/$$suite.counts ]; then \
+	for suite in c-tests real-tests misuse fuzz; do \
+	  if [ -s $(TEST_COUNTS)/$$suite.counts ]; then \
 	    read p f < $(TEST_COUNTS)/$$suite.counts; passed=$$((passed + p)); failed=$$((failed + f)); \
 	  else failed=$$((failed + 1)); bad="$$bad $$suite(no-results)"; fi; \
 	done; \

@@ -15,8 +15,12 @@ struct GlobalState {
   // MARK: read on every malloc and free
   /// Requests up to here use size classes: min(SWM_MAX_SMALL, mmapThreshold - 1).
   var smallLimit: UInt
-  /// XOR key of the tag written into word 1 of a freed small block.
+  /// XOR key of the tag written into word 1 of a freed small block. A read
+  /// after free can learn it, so it keys nothing else.
   var tagSecret: UInt
+  /// Key of the span free-list links and of secure mode's canaries and size
+  /// words; drawn apart from tagSecret and never written into a block.
+  var keySecret: UInt
 
   // MARK: options (Options.swift), written at init and by mallopt
   var mmapThreshold: UInt
@@ -24,8 +28,15 @@ struct GlobalState {
   var topPad: UInt
   /// 0 after mallopt(M_MMAP_MAX, 0): every request is served from the heap.
   var mmapEnabled: UInt
-  /// Free page-heap bytes that may stay resident before the rest is decommitted.
+  /// Free page-heap bytes that may stay resident at most (the floor of the
+  /// limit; PageHeap.dirtyCap scales it with the heap).
   var dirtyLimit: UInt
+  /// Set once mallopt or the environment fixed the threshold: the dynamic
+  /// rule (LargeBlocks.free) leaves it alone from then on, as glibc does.
+  var mmapThresholdPinned: UInt
+  var trimThresholdPinned: UInt
+  /// When the page heap last looked for dirty spans to decay (ms).
+  var lastDecay: UInt
   var statsAtExit: UInt
   /// Secure mode (Secure.swift): SWIFTMALLOC_SECURE=1 or the secure build.
   var secure: UInt
@@ -82,6 +93,13 @@ enum Heap {
     if state.pointee.initialized == 0 { initialize() }
   }
 
+  /// Gives the calling thread's cached blocks and every class's kept empty
+  /// span back to the page heap (malloc_trim, and before failing a request).
+  static func releaseCachedMemory() {
+    if let cache = swm_tls_get(), cache != ThreadCache.dead { ThreadCache.flush(cache) }
+    Central.releaseEmptySpans()
+  }
+
   @inline(never)
   static func initialize() {
     let lock = swm_lock_at(UInt32(SWM_LOCK_INIT))
@@ -104,6 +122,7 @@ enum Heap {
     s.pointee.secure = swm_secure_built_in() != 0 ? 1 : 0
     Options.loadEnvironment()
     s.pointee.tagSecret = UInt(swm_sys_random()) | 1
+    s.pointee.keySecret = UInt(swm_sys_random())
     Options.updateSmallLimit()
     s.pointee.initialized = 1
   }

@@ -98,7 +98,7 @@ func deallocate(_ p: RawPtr, call: StaticString) {
         return
       }
     }
-    freeSmallSlow(p, sizeClass: UInt32(sizeClass), tag: tag)
+    freeSmallSlow(p, sizeClass: UInt32(sizeClass), tag: tag, call: call)
     return
   }
   freeSpanBlock(p, span: span, call: call)
@@ -108,6 +108,15 @@ func deallocate(_ p: RawPtr, call: StaticString) {
 
 @inline(never)
 func mallocSlow(_ size: UInt) -> RawPtr? {
+  if let p = mallocSlowOnce(size) { return p }
+  // Out of memory (a limit): free blocks parked in this thread's cache and
+  // the empty span each class keeps may be all that stands in the way.
+  Heap.releaseCachedMemory()
+  return mallocSlowOnce(size)
+}
+
+@inline(__always)
+func mallocSlowOnce(_ size: UInt) -> RawPtr? {
   Heap.ensureInitialized()
   let state = Heap.state
   if state.pointee.secure != 0 { return Secure.allocate(size, zeroed: false) }
@@ -119,14 +128,15 @@ func mallocSlow(_ size: UInt) -> RawPtr? {
     return nil
   }
   if state.pointee.mmapEnabled != 0 && size >= state.pointee.mmapThreshold {
-    return LargeBlocks.allocate(size, alignment: OSMemory.pageSize, zeroed: nil)
+    // when mmap fails (a limit), the page heap may still have the pages
+    if let p = LargeBlocks.allocate(size, alignment: OSMemory.pageSize, zeroed: nil) { return p }
   }
   return PageHeap.allocateRun(size, alignment: OSMemory.pageSize, zeroed: nil)
 }
 
 @inline(never)
-func freeSmallSlow(_ p: RawPtr, sizeClass: UInt32, tag: UInt) {
-  if Heap.state.pointee.secure != 0 { return Secure.free(p, sizeClass: sizeClass, tag: tag) }
+func freeSmallSlow(_ p: RawPtr, sizeClass: UInt32, tag: UInt, call: StaticString) {
+  if Heap.state.pointee.secure != 0 { return Secure.free(p, sizeClass: sizeClass, tag: tag, call: call) }
   p.storeBytes(of: tag, toByteOffset: 8, as: UInt.self)
   ThreadCache.freeSlow(p, sizeClass: sizeClass)
 }

@@ -8,7 +8,8 @@ import CShim
 /// - small blocks carry a canary and their requested size; an overflow of one
 ///   byte or more past the request is caught on free (and by realloc and
 ///   malloc_usable_size);
-/// - freed blocks are zeroed at once and wait in a quarantine of
+/// - freed blocks are zeroed at once (but for the freed tag in bytes 8..15)
+///   and wait in a quarantine of
 ///   `quarantineSlots` blocks before reuse; a block leaving quarantine must
 ///   still be all zero (but for its freed tag), else a write after free is
 ///   reported;
@@ -29,11 +30,11 @@ enum Secure {
   @inline(__always) static var ring: UnsafeMutablePointer<RawPtr?> { Heap.region(at: quarantineOffset, as: RawPtr?.self) }
 
   @inline(__always)
-  static var canaryByte: UInt8 { UInt8(truncatingIfNeeded: Heap.state.pointee.tagSecret &>> 16) | 0x81 }
+  static var canaryByte: UInt8 { UInt8(truncatingIfNeeded: Heap.state.pointee.keySecret &>> 16) | 0x81 }
 
   @inline(__always)
   static func sizeKey(_ p: RawPtr) -> UInt {
-    (Heap.state.pointee.tagSecret &>> 7) ^ (UInt(bitPattern: p) &* 0xff51_afd7_ed55_8ccd)
+    (Heap.state.pointee.keySecret &>> 7) ^ (UInt(bitPattern: p) &* 0xff51_afd7_ed55_8ccd)
   }
 
   // MARK: - allocation
@@ -84,32 +85,34 @@ enum Secure {
   // MARK: - checks
 
   /// The size the caller asked for; aborts if the size word was overwritten.
-  static func requestedSize(_ p: RawPtr, sizeClass: UInt32) -> UInt {
+  static func requestedSize(_ p: RawPtr, sizeClass: UInt32, call: StaticString) -> UInt {
     let size = UInt(swm_class_to_size(sizeClass))
     let n = p.load(fromByteOffset: Int(size &- 8), as: UInt.self) ^ sizeKey(p)
-    if n > size &- overhead { Diagnostics.fatal("free()", "heap overflow (block trailer overwritten) in", p) }
+    if n > size &- overhead { Diagnostics.fatal(call, "heap overflow (block trailer overwritten) in", p) }
     return n
   }
 
-  static func checkCanary(_ p: RawPtr, sizeClass: UInt32) -> UInt {
+  /// Checks the size word and every canary byte; returns the requested size.
+  static func checkCanary(_ p: RawPtr, sizeClass: UInt32, call: StaticString) -> UInt {
     let size = UInt(swm_class_to_size(sizeClass))
-    let n = requestedSize(p, sizeClass: sizeClass)
+    let n = requestedSize(p, sizeClass: sizeClass, call: call)
     let canary = canaryByte
     var i = n
     while i < size &- 8 {
       if p.load(fromByteOffset: Int(i), as: UInt8.self) != canary {
-        Diagnostics.fatal("free()", "heap overflow past the end of", p)
+        Diagnostics.fatal(call, "heap overflow past the end of", p)
       }
       i &+= 1
     }
-    return size
+    return n
   }
 
   // MARK: - free and quarantine
 
   /// free of a small block (already checked: a block start, not freed).
-  static func free(_ p: RawPtr, sizeClass: UInt32, tag: UInt) {
-    let size = checkCanary(p, sizeClass: sizeClass)
+  static func free(_ p: RawPtr, sizeClass: UInt32, tag: UInt, call: StaticString) {
+    _ = checkCanary(p, sizeClass: sizeClass, call: call)
+    let size = UInt(swm_class_to_size(sizeClass))
     p.initializeMemory(as: UInt8.self, repeating: 0, count: Int(size))
     p.storeBytes(of: tag, toByteOffset: 8, as: UInt.self)
     let lock = swm_lock_at(swm_lock_index_quarantine())

@@ -62,6 +62,8 @@ import Foundation
   }
 
   @Test func largeBlocksAreMappedAndRemapped() {
+    // pin the threshold: earlier frees of mmap blocks may have raised it
+    #expect(swmcore_mallopt(Options.M_MMAP_THRESHOLD, 128 << 10) == 1)
     let before = Heap.state.pointee.largeBytes
     let p = swmcore_malloc(1 << 20)!
     #expect(Heap.state.pointee.largeBytes == before + (1 << 20))

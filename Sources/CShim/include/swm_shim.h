@@ -118,10 +118,14 @@ static inline int swm_sys_decommit(void *p, size_t len) {
   errno = e;
   return r;
 }
-/* none != 0: the range becomes a guard (PROT_NONE); 0: read-write again. */
+/* none != 0: the range becomes a guard; 0: ordinary memory again.
+ * Linux 6.13+ guard regions (MADV_GUARD_INSTALL/REMOVE) neither split the
+ * mapping nor count against RLIMIT_DATA, so removing a guard cannot fail
+ * at a limit; older kernels get mprotect (PROT_NONE / read-write). */
 static inline int swm_sys_protect(void *p, size_t len, int none) {
   int e = errno;
-  int r = mprotect(p, len, none ? PROT_NONE : (PROT_READ | PROT_WRITE));
+  int r = madvise(p, len, none ? 102 /* MADV_GUARD_INSTALL */ : 103 /* MADV_GUARD_REMOVE */);
+  if (r != 0) r = mprotect(p, len, none ? PROT_NONE : (PROT_READ | PROT_WRITE));
   errno = e;
   return r;
 }
@@ -143,6 +147,16 @@ static inline uint64_t swm_sys_random(void) {
     v = (uint64_t)(uintptr_t)&v * 0x9E3779B97F4A7C15ull ^ (uint64_t)syscall(SYS_gettid);
   errno = e;
   return v;
+}
+
+/* Milliseconds on a coarse monotonic clock (vDSO, no system call). */
+#include <time.h>
+static inline uint64_t swm_now_ms(void) {
+  struct timespec t;
+  int e = errno;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+  errno = e;
+  return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
 }
 
 /* The process environment, walked by Options.swift (never getenv). */

@@ -47,7 +47,7 @@ func callocSlow(_ total: UInt) -> RawPtr? {
     return nil
   }
   if state.pointee.mmapEnabled != 0 && total >= state.pointee.mmapThreshold {
-    return LargeBlocks.allocate(total, alignment: OSMemory.pageSize, zeroed: true)
+    if let p = LargeBlocks.allocate(total, alignment: OSMemory.pageSize, zeroed: true) { return p }
   }
   return PageHeap.allocateRun(total, alignment: OSMemory.pageSize, zeroed: true)
 }
@@ -73,7 +73,7 @@ public func swmcore_realloc(_ p: RawPtr?, _ size: UInt) -> RawPtr? {
     return nil
   }
   let span = checkedSpan(p, call: "realloc()")
-  let usable = usableSize(of: p, span: span)
+  let usable = usableSize(of: p, span: span, call: "realloc()")
   if size >= Heap.maxRequest {
     swm_errno_set(swm_ENOMEM())
     return nil
@@ -131,7 +131,7 @@ func alignedAllocate(_ alignment: UInt, _ size: UInt) -> RawPtr? {
     if c < UInt32(SWM_NUM_CLASSES) { return allocateClass(c) }
   }
   if state.pointee.mmapEnabled != 0 && size &+ alignment >= state.pointee.mmapThreshold {
-    return LargeBlocks.allocate(size, alignment: max(alignment, OSMemory.pageSize), zeroed: nil)
+    if let p = LargeBlocks.allocate(size, alignment: max(alignment, OSMemory.pageSize), zeroed: nil) { return p }
   }
   return PageHeap.allocateRun(size, alignment: max(alignment, OSMemory.pageSize), zeroed: nil)
 }
@@ -235,9 +235,9 @@ func checkedSpan(_ p: RawPtr, call: StaticString) -> SpanPtr {
 }
 
 @inline(__always)
-func usableSize(of p: RawPtr, span: SpanPtr) -> UInt {
+func usableSize(of p: RawPtr, span: SpanPtr, call: StaticString) -> UInt {
   if span.pointee.kind == SpanKind.small {
-    if Heap.state.pointee.secure != 0 { return Secure.requestedSize(p, sizeClass: UInt32(span.pointee.sizeClass)) }
+    if Heap.state.pointee.secure != 0 { return Secure.checkCanary(p, sizeClass: UInt32(span.pointee.sizeClass), call: call) }
     return UInt(swm_class_to_size(UInt32(span.pointee.sizeClass)))
   }
   return span.pointee.userPages &<< OSMemory.pageShift
@@ -246,7 +246,7 @@ func usableSize(of p: RawPtr, span: SpanPtr) -> UInt {
 @_cdecl("swmcore_usable_size")
 public func swmcore_usable_size(_ p: RawPtr?) -> UInt {
   guard let p else { return 0 }
-  return usableSize(of: p, span: checkedSpan(p, call: "malloc_usable_size()"))
+  return usableSize(of: p, span: checkedSpan(p, call: "malloc_usable_size()"), call: "malloc_usable_size()")
 }
 
 /// Whether `size` can be the size a block was allocated (or last
@@ -255,8 +255,8 @@ public func swmcore_usable_size(_ p: RawPtr?) -> UInt {
 /// cut to whole pages on allocation and on every resize, so the size must
 /// need exactly their page count.
 @inline(__always)
-func sizeMatches(_ size: UInt, _ p: RawPtr, span: SpanPtr) -> Bool {
-  if span.pointee.kind == SpanKind.small { return size <= usableSize(of: p, span: span) }
+func sizeMatches(_ size: UInt, _ p: RawPtr, span: SpanPtr, call: StaticString) -> Bool {
+  if span.pointee.kind == SpanKind.small { return size <= usableSize(of: p, span: span, call: call) }
   let pages = (size &+ OSMemory.pageMask) &>> OSMemory.pageShift
   return size < Heap.maxRequest && max(pages, 1) == span.pointee.userPages
 }
@@ -267,7 +267,7 @@ func sizeMatches(_ size: UInt, _ p: RawPtr, span: SpanPtr) -> Bool {
 public func swmcore_free_sized(_ p: RawPtr?, _ size: UInt) {
   guard let p else { return }
   let span = checkedSpan(p, call: "free_sized()")
-  if !sizeMatches(size, p, span: span) { Diagnostics.fatal("free_sized()", "size mismatch for", p) }
+  if !sizeMatches(size, p, span: span, call: "free_sized()") { Diagnostics.fatal("free_sized()", "size mismatch for", p) }
   deallocate(p, call: "free_sized()")
 }
 
@@ -278,7 +278,7 @@ public func swmcore_free_aligned_sized(_ p: RawPtr?, _ alignment: UInt, _ size: 
   if !isPowerOfTwo(alignment) || UInt(bitPattern: p) & (alignment &- 1) != 0 {
     Diagnostics.fatal("free_aligned_sized()", "alignment mismatch for", p)
   }
-  if !sizeMatches(size, p, span: span) { Diagnostics.fatal("free_aligned_sized()", "size mismatch for", p) }
+  if !sizeMatches(size, p, span: span, call: "free_aligned_sized()") { Diagnostics.fatal("free_aligned_sized()", "size mismatch for", p) }
   deallocate(p, call: "free_aligned_sized()")
 }
 
@@ -298,14 +298,19 @@ public func swmcore_mallopt(_ param: Int32, _ value: Int32) -> Int32 {
   case Options.M_MMAP_THRESHOLD:
     if value < 0 || UInt(value) > Options.maxMmapThreshold { return 0 }
     state.pointee.mmapThreshold = UInt(value)
+    state.pointee.mmapThresholdPinned = 1
   case Options.M_TRIM_THRESHOLD:
     state.pointee.trimThreshold = value < 0 ? UInt.max : UInt(value)
+    state.pointee.trimThresholdPinned = 1
   case Options.M_TOP_PAD:
     if value < 0 { return 0 }
     state.pointee.topPad = UInt(value)
+    state.pointee.mmapThresholdPinned = 1
+    state.pointee.trimThresholdPinned = 1
   case Options.M_MMAP_MAX:
     if value < 0 { return 0 }
     state.pointee.mmapEnabled = value == 0 ? 0 : 1
+    state.pointee.mmapThresholdPinned = 1
   case Options.M_MXFAST, Options.M_CHECK_ACTION, Options.M_PERTURB, Options.M_ARENA_TEST, Options.M_ARENA_MAX:
     return 1
   default:
@@ -321,8 +326,7 @@ public func swmcore_mallopt(_ param: Int32, _ value: Int32) -> Int32 {
 @_cdecl("swmcore_malloc_trim")
 public func swmcore_malloc_trim(_ pad: UInt) -> Int32 {
   Heap.ensureInitialized()
-  if let cache = swm_tls_get(), cache != ThreadCache.dead { ThreadCache.flush(cache) }
-  Central.releaseEmptySpans()
+  Heap.releaseCachedMemory()
   return PageHeap.trim(pad: pad) ? 1 : 0
 }
 

@@ -64,6 +64,7 @@ enum LargeBlocks {
   static func free(_ span: SpanPtr) {
     let start = span.pointee.start
     let bytes = span.pointee.bytes
+    raiseThreshold(freedBytes: span.pointee.userPages &<< OSMemory.pageShift)
     let lead = span.pointee.guarded ? OSMemory.pageSize : 0
     _ = PageMap.set(start, pages: 1, to: tombstone)
     Meta.freeSpan(span)
@@ -71,6 +72,24 @@ enum LargeBlocks {
     let state = Heap.state
     _ = swm_atomic_add(&state.pointee.largeBytes, 0 &- bytes)
     _ = swm_atomic_add(&state.pointee.largeCount, 0 &- 1)
+  }
+
+  /// glibc's dynamic threshold: a program that frees an mmap block of n
+  /// bytes (up to 32 MiB) will likely ask for n again, so from now on blocks
+  /// of that size come from the heap (no mmap, munmap and page faults for
+  /// each), and the trim threshold follows at twice that. Unless mallopt or
+  /// the environment set a threshold (then it is pinned).
+  static func raiseThreshold(freedBytes: UInt) {
+    let state = Heap.state
+    if state.pointee.mmapThresholdPinned != 0 || freedBytes <= state.pointee.mmapThreshold
+        || freedBytes > Options.maxMmapThreshold { return }
+    swm_lock(PageHeap.lock)
+    if state.pointee.mmapThresholdPinned == 0 && freedBytes > state.pointee.mmapThreshold {
+      state.pointee.mmapThreshold = freedBytes &+ 1  // that very size now comes from the heap
+      if state.pointee.trimThresholdPinned == 0 { state.pointee.trimThreshold = 2 &* freedBytes }
+      Options.updateSmallLimit()
+    }
+    swm_unlock(PageHeap.lock)
   }
 
   /// Resizes with mremap (moving if need be). nil, with the block intact,

@@ -44,9 +44,11 @@ enum PageHeap {
     return p
   }
 
+  /// The guard exists only if mprotect succeeded (it can fail at a limit);
+  /// without it the extra page is simply part of the span.
   static func protectLastPage(_ span: SpanPtr) {
-    _ = swm_sys_protect(RawPtr(bitPattern: span.pointee.end &- OSMemory.pageSize), Int(OSMemory.pageSize), 1)
-    span.pointee.guarded = true
+    span.pointee.guarded =
+      swm_sys_protect(RawPtr(bitPattern: span.pointee.end &- OSMemory.pageSize), Int(OSMemory.pageSize), 1) == 0
   }
 
   static func freeRun(_ span: SpanPtr) {
@@ -108,7 +110,7 @@ enum PageHeap {
       removeFree(top)
       if let kept = trimTop(top, threshold: pad, pad: pad, released: &released) { insertFree(kept) }
     }
-    released = decommit(keeping: 0) || released
+    released = decommit(keeping: 0, olderThan: nil) || released
     return released
   }
 
@@ -168,8 +170,8 @@ enum PageHeap {
     return best
   }
 
-  /// Registers fresh OS memory as a free span, merged with a free span that
-  /// ends where it starts. Returns the merged span, already on a list.
+  /// Registers fresh OS memory as a free span, merged with the free spans on
+  /// either side (mmap regions often land just below the previous one).
   private static func addRegion(_ region: OSMemory.Region) -> SpanPtr? {
     guard let span = Meta.allocSpan() else { return nil }
     span.pointee.start = region.start
@@ -181,18 +183,8 @@ enum PageHeap {
       Meta.freeSpan(span)
       return nil
     }
-    var merged = span
-    if let left = PageMap.lookup(span.pointee.start &- 1), left.pointee.kind == SpanKind.free,
-       left.pointee.end == span.pointee.start, left.pointee.fromSbrk == span.pointee.fromSbrk {
-      removeFree(left)
-      _ = PageMap.set(span.pointee.start, pages: span.pointee.pages, to: left)
-      left.pointee.pages &+= span.pointee.pages
-      left.pointee.clean = left.pointee.clean && span.pointee.clean
-      Meta.freeSpan(span)
-      merged = left
-    }
-    insertFree(merged)
-    return merged
+    release(span, touched: false, trim: false)
+    return span
   }
 
   /// Cuts `span` after `keeping` pages; the tail becomes a new span of the
@@ -204,6 +196,7 @@ enum PageHeap {
     tail.pointee.kind = span.pointee.kind
     tail.pointee.fromSbrk = span.pointee.fromSbrk
     tail.pointee.clean = span.pointee.clean
+    tail.pointee.freedAt = span.pointee.freedAt
     _ = PageMap.set(tail.pointee.start, pages: tail.pointee.pages, to: tail)  // leaves exist already
     span.pointee.pages = keeping
     return tail
@@ -211,10 +204,23 @@ enum PageHeap {
 
   /// Returns a span that is not on any list to the heap: coalesce, trim, file.
   /// `touched`: the pages were handed out (so no longer known to be clean).
-  static func release(_ spanIn: SpanPtr, touched: Bool = true) {
+  /// `trim`: false for memory just taken from the OS, which must not be
+  /// given back before the request that grew the heap is served.
+  static func release(_ spanIn: SpanPtr, touched: Bool = true, trim: Bool = true) {
     var span = spanIn
     if span.pointee.guarded {
-      _ = swm_sys_protect(RawPtr(bitPattern: span.pointee.end &- OSMemory.pageSize), Int(OSMemory.pageSize), 0)
+      // A guard that cannot be made writable again (mprotect fails at a
+      // limit) must never be handed out: the span stays out of the heap.
+      // The rest of the span is released; the guard page stays apart, a
+      // one-page span of its own that nothing can free.
+      if swm_sys_protect(RawPtr(bitPattern: span.pointee.end &- OSMemory.pageSize), Int(OSMemory.pageSize), 0) != 0 {
+        guard span.pointee.pages > 1, let stuck = split(span, keeping: span.pointee.pages &- 1) else {
+          span.pointee.kind = SpanKind.pageRun
+          return
+        }
+        stuck.pointee.kind = SpanKind.pageRun
+        stuck.pointee.guarded = false
+      }
       span.pointee.guarded = false
     }
     span.pointee.kind = SpanKind.free
@@ -222,12 +228,16 @@ enum PageHeap {
     span.pointee.freeList = nil
     span.pointee.used = 0
     span.pointee.onList = false
-    if touched { span.pointee.clean = false }
+    if touched {
+      span.pointee.clean = false
+      span.pointee.freedAt = UInt32(truncatingIfNeeded: swm_now_ms())
+    }
     if let left = PageMap.lookup(span.pointee.start &- 1), left.pointee.kind == SpanKind.free,
        left.pointee.end == span.pointee.start, left.pointee.fromSbrk == span.pointee.fromSbrk {
       removeFree(left)
       _ = PageMap.set(span.pointee.start, pages: span.pointee.pages, to: left)
       left.pointee.pages &+= span.pointee.pages
+      left.pointee.freedAt = newerDirty(left, span)
       left.pointee.clean = left.pointee.clean && span.pointee.clean
       Meta.freeSpan(span)
       span = left
@@ -237,17 +247,42 @@ enum PageHeap {
       removeFree(right)
       _ = PageMap.set(right.pointee.start, pages: right.pointee.pages, to: span)
       span.pointee.pages &+= right.pointee.pages
+      span.pointee.freedAt = newerDirty(span, right)
       span.pointee.clean = span.pointee.clean && right.pointee.clean
       Meta.freeSpan(right)
     }
     var released = false
     let state = Heap.state
-    guard let kept = trimTop(span, threshold: state.pointee.trimThreshold, pad: state.pointee.topPad,
-                             released: &released) else { return }
+    guard let kept = trim ? trimTop(span, threshold: state.pointee.trimThreshold, pad: state.pointee.topPad,
+                                    released: &released) : span else { return }
     insertFree(kept)
-    if state.pointee.freeBytes &- state.pointee.cleanBytes > state.pointee.dirtyLimit {
-      _ = decommit(keeping: state.pointee.dirtyLimit / 2)
+    let dirty = state.pointee.freeBytes &- state.pointee.cleanBytes
+    let cap = dirtyCap()
+    if dirty > cap {
+      _ = decommit(keeping: cap / 2, olderThan: nil)
+    } else if dirty > 0 {
+      let now = UInt(swm_now_ms())
+      if now &- state.pointee.lastDecay >= Options.decayMilliseconds / 4 {
+        state.pointee.lastDecay = now
+        _ = decommit(keeping: 0, olderThan: UInt32(truncatingIfNeeded: now &- Options.decayMilliseconds))
+      }
     }
+  }
+
+  /// How many dirty free bytes may stay resident: half of the heap, at
+  /// least dirtyLimit. Below it, pages are decommitted once they have been
+  /// free for Options.decayMilliseconds (checked as spans are freed).
+  static func dirtyCap() -> UInt {
+    let state = Heap.state
+    return max(state.pointee.dirtyLimit, (state.pointee.sbrkBytes &+ state.pointee.regionMmapBytes) / 2)
+  }
+
+  /// The freedAt of two merged spans: the more recent dirty one.
+  private static func newerDirty(_ a: SpanPtr, _ b: SpanPtr) -> UInt32 {
+    if a.pointee.clean { return b.pointee.freedAt }
+    if b.pointee.clean { return a.pointee.freedAt }
+    let (x, y) = (a.pointee.freedAt, b.pointee.freedAt)
+    return Int32(bitPattern: x &- y) > 0 ? x : y
   }
 
   /// If `span` (not on a list) is the top of the sbrk heap and holds more than
@@ -273,8 +308,9 @@ enum PageHeap {
   }
 
   /// Decommits free spans (largest lists first) until at most `keeping`
-  /// dirty free bytes remain. True when anything was decommitted.
-  static func decommit(keeping: UInt) -> Bool {
+  /// dirty free bytes remain; with `olderThan`, only spans dirty since before
+  /// that time. True when anything was decommitted.
+  static func decommit(keeping: UInt, olderThan: UInt32?) -> Bool {
     let state = Heap.state
     let l = lists
     var any = false
@@ -284,7 +320,7 @@ enum PageHeap {
       n = order == 0 ? 0 : exactLists &- order &+ 1
       var cursor = l[n].head
       while let s = cursor, state.pointee.freeBytes &- state.pointee.cleanBytes > keeping {
-        if !s.pointee.clean {
+        if !s.pointee.clean && (olderThan == nil || Int32(bitPattern: olderThan! &- s.pointee.freedAt) >= 0) {
           _ = swm_sys_decommit(RawPtr(bitPattern: s.pointee.start), Int(s.pointee.bytes))
           s.pointee.clean = true
           state.pointee.cleanBytes &+= s.pointee.bytes

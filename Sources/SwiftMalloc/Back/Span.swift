@@ -44,6 +44,9 @@ struct Span {
   var onList: Bool
   /// Secure mode: the span's last page is a guard (PROT_NONE), not in use.
   var guarded: Bool
+  /// Free spans that are not clean: when they became dirty-free (ms,
+  /// wrapping), for the page heap's decay.
+  var freedAt: UInt32
 
   @inline(__always) var bytes: UInt { pages &<< OSMemory.pageShift }
   /// The pages a page run's owner may use (all but a guard page).

@@ -155,7 +155,7 @@ enum Central {
 
   @inline(__always)
   static func linkKey(_ block: RawPtr) -> UInt {
-    (Heap.state.pointee.tagSecret &* 0x9E37_79B9_7F4A_7C15) ^ UInt(bitPattern: block)
+    (Heap.state.pointee.keySecret &* 0x9E37_79B9_7F4A_7C15) ^ UInt(bitPattern: block)
   }
 
   @inline(__always)

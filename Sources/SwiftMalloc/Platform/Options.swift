@@ -15,7 +15,9 @@ enum Options {
   static let defaultMmapThreshold: UInt = 128 << 10
   static let defaultTrimThreshold: UInt = 128 << 10
   static let defaultTopPad: UInt = 64 << 10
-  static let defaultDirtyLimit: UInt = 4 << 20
+  static let defaultDirtyLimit: UInt = 64 << 20
+  /// Dirty free pages untouched for this long are decommitted.
+  static let decayMilliseconds: UInt = 5000
   /// glibc's upper bound for M_MMAP_THRESHOLD on 64-bit (HEAP_MAX_SIZE / 2).
   static let maxMmapThreshold: UInt = 32 << 20
 
@@ -46,10 +48,16 @@ enum Options {
     while let entry = env[i] {
       i &+= 1
       if let v = value(entry, "SWIFTMALLOC_MMAP_THRESHOLD=") {
-        if let n = parseSize(v), n <= maxMmapThreshold { state.pointee.mmapThreshold = n }
+        if let n = parseSize(v), n <= maxMmapThreshold {
+          state.pointee.mmapThreshold = n
+          state.pointee.mmapThresholdPinned = 1
+        }
         else { Diagnostics.warn("ignoring bad SWIFTMALLOC_MMAP_THRESHOLD=", v) }
       } else if let v = value(entry, "SWIFTMALLOC_TRIM_THRESHOLD=") {
-        if let n = parseSize(v) { state.pointee.trimThreshold = n }
+        if let n = parseSize(v) {
+          state.pointee.trimThreshold = n
+          state.pointee.trimThresholdPinned = 1
+        }
         else { Diagnostics.warn("ignoring bad SWIFTMALLOC_TRIM_THRESHOLD=", v) }
       } else if let v = value(entry, "SWIFTMALLOC_TOP_PAD=") {
         if let n = parseSize(v), n < Heap.maxRequest { state.pointee.topPad = n }
