@@ -95,9 +95,22 @@ public func swmcore_realloc(_ p: RawPtr?, _ size: UInt) -> RawPtr? {
       return p
     }
   case SpanKind.mmap:
-    if let q = LargeBlocks.resize(span, to: size) { return q }
-    swm_errno_set(swm_ENOMEM())
-    return nil
+    // Shrinking stays in place (mremap gives the tail back). Growth to a
+    // size below the threshold moves the block to the heap, as a fresh malloc
+    // of that size would go: a block shrunk small and then resized again and
+    // again would otherwise cost an mremap system call every time. A shrink
+    // below the threshold counts as a free of the mapping for the dynamic
+    // threshold (LargeBlocks.raiseThreshold): blocks of that size come back.
+    let state = Heap.state
+    let belowThreshold = state.pointee.mmapEnabled == 0 || size < state.pointee.mmapThreshold
+    if size <= usable || !belowThreshold {
+      if size <= usable && belowThreshold {
+        LargeBlocks.raiseThreshold(freedBytes: span.pointee.userPages &<< OSMemory.pageShift)
+      }
+      if let q = LargeBlocks.resize(span, to: size) { return q }
+      swm_errno_set(swm_ENOMEM())
+      return nil
+    }
   default:
     break
   }
