@@ -5,8 +5,8 @@ import CShim
 ///
 /// Invariants: `count` is the length of the list; `count <= limit` except
 /// for the moment inside freeSlow; `limit` starts at two batches and grows
-/// (ThreadCache.limitCap) while the bin overflows; the dead cache has limit 0
-/// everywhere.
+/// by a batch (up to ThreadCache.limitCap) each time the bin runs dry and is
+/// refilled; the dead cache has limit 0 everywhere.
 struct Bin {
   var head: RawPtr?
   var count: UInt32
@@ -77,10 +77,17 @@ enum ThreadCache {
     }
     let bin = cache.assumingMemoryBound(to: Bin.self) + Int(sizeClass)
     if bin.pointee.head == nil {
-      let (head, taken) = Central.fetch(sizeClass, count: UInt32(swm_class_batch_size(sizeClass)))
+      let batch = UInt32(swm_class_batch_size(sizeClass))
+      let (head, taken) = Central.fetch(sizeClass, count: batch)
       if taken == 0 { swm_errno_set(swm_ENOMEM()); return nil }
       bin.pointee.head = head
       bin.pointee.count = taken
+      // A bin that runs dry is serving a working set larger than it may
+      // hold: let it hold one batch more, up to its cap. (Growing on
+      // overflow instead would let a thread that only frees, a consumer,
+      // pile up 128 KiB per class that it never reuses.)
+      let cap = limitCap(sizeClass)
+      if bin.pointee.limit < cap { bin.pointee.limit = min(cap, bin.pointee.limit &+ batch) }
     }
     let block = bin.pointee.head!
     bin.pointee.head = block.load(as: RawPtr?.self)
@@ -103,15 +110,7 @@ enum ThreadCache {
     bin.pointee.head = block
     bin.pointee.count &+= 1
     if bin.pointee.count > bin.pointee.limit {
-      let batch = UInt32(swm_class_batch_size(sizeClass))
-      // A bin that keeps overflowing is in a working set larger than its
-      // limit: let it grow by a batch, up to its cap, before giving back.
-      let cap = limitCap(sizeClass)
-      if bin.pointee.limit < cap {
-        bin.pointee.limit = min(cap, bin.pointee.limit &+ batch)
-        if bin.pointee.count <= bin.pointee.limit { return }
-      }
-      releaseBatch(bin, sizeClass: sizeClass, count: batch)
+      releaseBatch(bin, sizeClass: sizeClass, count: UInt32(swm_class_batch_size(sizeClass)))
     }
   }
 

@@ -36,7 +36,11 @@ enum Central {
     let size = UInt(swm_class_to_size(sizeClass))
     var head: RawPtr? = nil
     var taken: UInt32 = 0
-    while taken < count {
+    // Linking a block writes to it: fresh (bumped) blocks are taken only up
+    // to one page's worth (at least one block) per fetch, so a thread cache
+    // never makes pages resident that nobody has asked for yet.
+    var freshBudget = max(size, OSMemory.pageSize)
+    while taken < count && freshBudget >= size {
       guard let span = central.pointee.nonempty.head ?? newSpan(sizeClass, central) else { break }
       let before = taken
       if span.pointee.used == 0 && span.pointee.bumpNext != span.pointee.start { central.pointee.emptySpans &-= 1 }
@@ -47,9 +51,10 @@ enum Central {
         taken &+= 1
       }
       let end = span.pointee.start &+ UInt(swm_class_span_objects(sizeClass)) &* size
-      while taken < count && span.pointee.bumpNext < end {
+      while taken < count && span.pointee.bumpNext < end && freshBudget >= size {
         let block = RawPtr(bitPattern: span.pointee.bumpNext)!
         span.pointee.bumpNext &+= size
+        freshBudget &-= size
         block.storeBytes(of: head, as: RawPtr?.self)
         head = block
         taken &+= 1
