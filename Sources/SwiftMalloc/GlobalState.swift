@@ -107,7 +107,7 @@ enum Heap {
     defer { swm_unlock(lock) }
     if state.pointee.initialized != 0 { return }
     if MemoryLayout<GlobalState>.size > 1024
-      || ThreadCache.bytes > 1792 - 1024 || MemoryLayout<Span>.stride > 2048 - 1792
+      || ThreadCache.binsBytes > 1792 - 1024 || MemoryLayout<Span>.stride > Int(Meta.spanBytes)
       || MemoryLayout<CentralFreeList>.stride * Int(SWM_NUM_CLASSES) > 8192 - 2048
       || 8192 + MemoryLayout<SpanList>.stride * (PageHeap.exactLists + 1) > Secure.quarantineOffset
       || Secure.quarantineOffset + 8 * Int(Secure.quarantineSlots) > Int(swm_state_bytes()) {

@@ -33,8 +33,9 @@
 // threshold) or to mmap.
 //
 // free(p): the page map names p's span; a small block is checked (block start,
-// not already freed) and pushed on the thread cache's bin; a full bin gives a
-// batch back to the central list, and a span whose blocks are all back goes to
+// not already freed) and pushed on the thread cache's bin when this thread
+// owns the span (else on the cache's outgoing list for the central list); a
+// full bin gives a batch back to the central list, and a span whose blocks are all back goes to
 // the page heap, which coalesces it and trims the sbrk top.
 //
 // The C exports (Sources/CShim/exports) forward each libc name and each swm_
@@ -88,7 +89,7 @@ func deallocate(_ p: RawPtr, call: StaticString) {
     if p.load(fromByteOffset: 8, as: UInt.self) == tag {
       Diagnostics.doubleFree(call, p)
     }
-    if let cache = swm_tls_get() {
+    if let cache = swm_tls_get(), span.pointee.owner == ThreadCache.id(cache) {
       let bin = cache.assumingMemoryBound(to: Bin.self) + Int(sizeClass)
       if bin.pointee.count < bin.pointee.limit {
         p.storeBytes(of: bin.pointee.head, as: RawPtr?.self)
@@ -98,7 +99,7 @@ func deallocate(_ p: RawPtr, call: StaticString) {
         return
       }
     }
-    freeSmallSlow(p, sizeClass: UInt32(sizeClass), tag: tag, call: call)
+    freeSmallSlow(p, span: span, tag: tag, call: call)
     return
   }
   freeSpanBlock(p, span: span, call: call)
@@ -135,10 +136,11 @@ func mallocSlowOnce(_ size: UInt) -> RawPtr? {
 }
 
 @inline(never)
-func freeSmallSlow(_ p: RawPtr, sizeClass: UInt32, tag: UInt, call: StaticString) {
+func freeSmallSlow(_ p: RawPtr, span: SpanPtr, tag: UInt, call: StaticString) {
+  let sizeClass = UInt32(span.pointee.sizeClass)
   if Heap.state.pointee.secure != 0 { return Secure.free(p, sizeClass: sizeClass, tag: tag, call: call) }
   p.storeBytes(of: tag, toByteOffset: 8, as: UInt.self)
-  ThreadCache.freeSlow(p, sizeClass: sizeClass)
+  ThreadCache.freeSlow(p, sizeClass: sizeClass, owner: span.pointee.owner)
 }
 
 /// free() of a block that is not a small one: a page run, an mmap block, or

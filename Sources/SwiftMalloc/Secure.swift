@@ -68,7 +68,7 @@ enum Secure {
   }
 
   private static func allocateSmall(_ sizeClass: UInt32, request n: UInt, zeroed: Bool) -> RawPtr? {
-    let (head, taken) = Central.fetch(sizeClass, count: 1)
+    let (head, taken) = Central.fetch(sizeClass, count: 1, owner: 0)
     guard taken == 1, let block = head else {
       swm_errno_set(swm_ENOMEM())
       return nil

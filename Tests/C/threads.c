@@ -9,7 +9,11 @@
  *      thread, which checks the pattern and frees them;
  *   3. a thread whose pthread key destructor (a key of the test's own)
  *      allocates after the allocator's own thread-exit destructor ran, and
- *      frees in a later destructor round.
+ *      frees in a later destructor round;
+ *   4. (swiftmalloc) no passive false sharing: small blocks allocated in one
+ *      burst by the main thread and freed by workers are not handed back to
+ *      those workers, whose new blocks then never share a cache line with a
+ *      block another thread holds.
  */
 #include "common.h"
 
@@ -285,8 +289,59 @@ static void test_key_destructor(void) {
   }
 }
 
+/* ---- 4. passive false sharing ------------------------------------------- */
+
+enum { FS_WORKERS = 4, FS_ALLOCS = 64 };
+static char *fs_burst[FS_WORKERS];
+static uintptr_t fs_got[FS_WORKERS][FS_ALLOCS];
+
+static pthread_barrier_t fs_barrier;
+
+static void *fs_worker(void *arg) {
+  long w = (long)arg;
+  free(fs_burst[w]);
+  pthread_barrier_wait(&fs_barrier); /* every burst block is freed */
+  void *keep[FS_ALLOCS];
+  for (int i = 0; i < FS_ALLOCS; i++) {
+    keep[i] = malloc(V(8));
+    fs_got[w][i] = opaque_addr(keep[i]);
+  }
+  pthread_barrier_wait(&fs_barrier); /* all are running, all hold their blocks */
+  for (int i = 0; i < FS_ALLOCS; i++) free(keep[i]);
+  return NULL;
+}
+
+static void test_passive_false_sharing(void) {
+  if (!ours) return; /* glibc's tcache hands the freed block straight back */
+  for (int w = 0; w < FS_WORKERS; w++) {
+    fs_burst[w] = malloc(V(8));
+    REQUIRE(fs_burst[w] != NULL, "malloc(8)");
+  }
+  uintptr_t lo = opaque_addr(fs_burst[0]) & ~(uintptr_t)63, hi = lo;
+  for (int w = 0; w < FS_WORKERS; w++) {
+    uintptr_t line = opaque_addr(fs_burst[w]) & ~(uintptr_t)63;
+    if (line < lo) lo = line;
+    if (line > hi) hi = line;
+  }
+  /* the workers run at once, as the threads of a server would */
+  pthread_t t[FS_WORKERS];
+  REQUIRE(pthread_barrier_init(&fs_barrier, NULL, FS_WORKERS) == 0, "pthread_barrier_init");
+  for (long w = 0; w < FS_WORKERS; w++)
+    REQUIRE(pthread_create(&t[w], NULL, fs_worker, (void *)w) == 0, "pthread_create");
+  for (int w = 0; w < FS_WORKERS; w++) pthread_join(t[w], NULL);
+  pthread_barrier_destroy(&fs_barrier);
+  int shared = 0;
+  for (int w = 0; w < FS_WORKERS; w++)
+    for (int i = 0; i < FS_ALLOCS; i++) {
+      uintptr_t line = fs_got[w][i] & ~(uintptr_t)63;
+      shared += line >= lo && line <= hi;
+    }
+  CHECK(shared == 0, "%d blocks the workers allocated lie on the cache lines of the main thread's burst", shared);
+}
+
 int main(void) {
   t_init("threads");
+  test_passive_false_sharing();
   test_thread_churn();
   test_producers_consumers();
   test_key_destructor();

@@ -27,6 +27,8 @@ enum SpanKind {
 /// - small spans: blocks are [start + k * size); blocks below `bumpNext` were
 ///   handed out at least once, each either out (counted in `used`) or on
 ///   `freeList`; `onList` is true while the span has a free or unbumped block.
+///   A span holds at most 256 blocks, so `used` fits in 16 bits.
+/// - The struct fits in Meta.spanBytes (64): one cache line for free().
 /// - free spans: `clean` means every byte reads zero and none is resident,
 ///   and `guarded` is false (the guard page is unprotected on release).
 struct Span {
@@ -36,7 +38,7 @@ struct Span {
   var prev: SpanPtr?
   var freeList: RawPtr?
   var bumpNext: UInt
-  var used: UInt32
+  var used: UInt16
   var sizeClass: UInt8
   var kind: UInt8
   var fromSbrk: Bool
@@ -47,6 +49,13 @@ struct Span {
   /// Free spans that are not clean: when they became dirty-free (ms,
   /// wrapping), for the page heap's decay.
   var freedAt: UInt32
+  /// Small spans: the thread cache that last fetched blocks from this span
+  /// (ThreadCache.id, 0 for none). Only that thread keeps a block it frees
+  /// in its own cache; any other thread passes it back to the central list
+  /// (ThreadCache.freeSlow), so blocks carved for one thread are not handed
+  /// out again to another, whose writes would then share cache lines with
+  /// the first thread's neighbouring blocks (passive false sharing).
+  var owner: UInt32
 
   @inline(__always) var bytes: UInt { pages &<< OSMemory.pageShift }
   /// The pages a page run's owner may use (all but a guard page).

@@ -14,7 +14,11 @@ struct Bin {
 }
 
 /// A thread cache is an array of SWM_NUM_CLASSES bins (the TLS slot points at
-/// bin 0, so the fast paths index it directly) followed by a small header.
+/// bin 0, so the fast paths index it directly), then as many outgoing lists
+/// (Bins too; `limit` unused), then a small header. A bin holds blocks of
+/// spans this thread owns (Span.owner), for reuse here; an outgoing list
+/// holds blocks this thread freed from other threads' spans, given back to
+/// the central list a batch at a time and never reused here.
 /// It is created on the thread's first slow path and given back by the
 /// pthread key destructor when the thread exits; from then on the slot holds
 /// the dead cache, whose empty, zero-limit bins send every call to the slow
@@ -24,14 +28,28 @@ enum ThreadCache {
     var registered: UInt
   }
   static let binsBytes = MemoryLayout<Bin>.stride * Int(SWM_NUM_CLASSES)
-  static let bytes = binsBytes + MemoryLayout<Header>.stride
+  static let bytes = 2 * binsBytes + MemoryLayout<Header>.stride
   static let deadOffset = 1024
 
   @inline(__always) static var dead: RawPtr { swm_state() + deadOffset }
 
   @inline(__always)
   static func header(_ cache: RawPtr) -> UnsafeMutablePointer<Header> {
-    (cache + binsBytes).assumingMemoryBound(to: Header.self)
+    (cache + 2 * binsBytes).assumingMemoryBound(to: Header.self)
+  }
+
+  @inline(__always)
+  static func outgoing(_ cache: RawPtr, _ sizeClass: UInt32) -> UnsafeMutablePointer<Bin> {
+    (cache + binsBytes).assumingMemoryBound(to: Bin.self) + Int(sizeClass)
+  }
+
+  /// The owner tag spans carry for this cache (Span.owner): caches are
+  /// 64-byte aligned metadata, so the address bits above 6 tell them apart
+  /// (two caches 2^38 bytes apart would share a tag: then a block may stay
+  /// in the wrong cache, which is allowed, only less tidy). Never 0.
+  @inline(__always)
+  static func id(_ cache: RawPtr) -> UInt32 {
+    UInt32(truncatingIfNeeded: UInt(bitPattern: cache) &>> 6) | 1
   }
 
   /// The calling thread's cache, created if it has none; nil once the thread
@@ -70,7 +88,7 @@ enum ThreadCache {
   static func allocateSlow(sizeClass: UInt32) -> RawPtr? {
     guard let cache = current() else {
       // no cache (thread torn down): one block straight from the central list
-      let (head, taken) = Central.fetch(sizeClass, count: 1)
+      let (head, taken) = Central.fetch(sizeClass, count: 1, owner: 0)
       if taken == 0 { swm_errno_set(swm_ENOMEM()); return nil }
       head!.storeBytes(of: 0, toByteOffset: 8, as: UInt.self)
       return head
@@ -78,7 +96,7 @@ enum ThreadCache {
     let bin = cache.assumingMemoryBound(to: Bin.self) + Int(sizeClass)
     if bin.pointee.head == nil {
       let batch = UInt32(swm_class_batch_size(sizeClass))
-      let (head, taken) = Central.fetch(sizeClass, count: batch)
+      let (head, taken) = Central.fetch(sizeClass, count: batch, owner: id(cache))
       if taken == 0 { swm_errno_set(swm_ENOMEM()); return nil }
       bin.pointee.head = head
       bin.pointee.count = taken
@@ -96,13 +114,24 @@ enum ThreadCache {
     return block
   }
 
-  /// free's slow path for a small block (tag already written): push on the
-  /// bin, then give a batch back if the bin is over its limit.
+  /// free's slow path for a small block (tag already written) of a span
+  /// owned by `owner`: push on the bin (our span) or the outgoing list
+  /// (another thread's), then give a batch back if it is over its limit.
   @inline(never)
-  static func freeSlow(_ block: RawPtr, sizeClass: UInt32) {
+  static func freeSlow(_ block: RawPtr, sizeClass: UInt32, owner: UInt32) {
     guard let cache = current() else {
       block.storeBytes(of: nil, as: RawPtr?.self)
       Central.release(sizeClass, head: block)
+      return
+    }
+    if owner != id(cache) {
+      let out = outgoing(cache, sizeClass)
+      block.storeBytes(of: out.pointee.head, as: RawPtr?.self)
+      out.pointee.head = block
+      out.pointee.count &+= 1
+      if out.pointee.count >= UInt32(swm_class_batch_size(sizeClass)) {
+        releaseBatch(out, sizeClass: sizeClass, count: out.pointee.count)
+      }
       return
     }
     let bin = cache.assumingMemoryBound(to: Bin.self) + Int(sizeClass)
@@ -135,13 +164,15 @@ enum ThreadCache {
     Central.release(sizeClass, head: first)
   }
 
-  /// Empties every bin of `cache` into the central lists.
+  /// Empties every bin and outgoing list of `cache` into the central lists.
   static func flush(_ cache: RawPtr) {
     let bins = cache.assumingMemoryBound(to: Bin.self)
     var c: UInt32 = 1
     while c < UInt32(SWM_NUM_CLASSES) {
       let bin = bins + Int(c)
       if bin.pointee.count > 0 { releaseBatch(bin, sizeClass: c, count: bin.pointee.count) }
+      let out = outgoing(cache, c)
+      if out.pointee.count > 0 { releaseBatch(out, sizeClass: c, count: out.pointee.count) }
       c &+= 1
     }
   }

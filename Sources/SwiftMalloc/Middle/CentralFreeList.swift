@@ -28,7 +28,9 @@ enum Central {
 
   /// Up to `count` blocks linked through word 0, most recent first; returns
   /// the head and the number taken (0 only when memory is exhausted).
-  static func fetch(_ sizeClass: UInt32, count: UInt32) -> (head: RawPtr?, taken: UInt32) {
+  /// `owner` (a ThreadCache.id or 0) becomes the owner of every span the
+  /// blocks come from.
+  static func fetch(_ sizeClass: UInt32, count: UInt32, owner: UInt32) -> (head: RawPtr?, taken: UInt32) {
     let lock = swm_lock_at(sizeClass)
     swm_lock(lock)
     defer { swm_unlock(lock) }
@@ -43,6 +45,7 @@ enum Central {
     while taken < count && freshBudget >= size {
       guard let span = central.pointee.nonempty.head ?? newSpan(sizeClass, central) else { break }
       let before = taken
+      span.pointee.owner = owner
       if span.pointee.used == 0 && span.pointee.bumpNext != span.pointee.start { central.pointee.emptySpans &-= 1 }
       while taken < count, let block = span.pointee.freeList {
         span.pointee.freeList = decodeLink(block, span: span, sizeClass: sizeClass)
@@ -59,7 +62,7 @@ enum Central {
         head = block
         taken &+= 1
       }
-      span.pointee.used &+= taken &- before
+      span.pointee.used &+= UInt16(truncatingIfNeeded: taken &- before)
       if span.pointee.freeList == nil && span.pointee.bumpNext >= end {
         central.pointee.nonempty.remove(span)
         span.pointee.onList = false
