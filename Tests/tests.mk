@@ -7,7 +7,7 @@
 #                      failure
 #   make c-tests       Tests/C/*.c, each preloaded and statically linked
 #   make c-tests-glibc the same tests against plain glibc (validates the tests)
-#   make real-tests    python3, sort, git, gcc, sqlite3 preloaded, output checked
+#   make real-tests    python3, sort, git, gcc, sqlite3, a Swift program preloaded, output checked
 #   make swift-test    swift test (the hosted build of the core)
 #   make misuse-tests  heap misuse battery (default and secure mode), resource
 #                      limits, secure mode on real programs

@@ -86,6 +86,7 @@ static const struct row table[] = {
   {"overflow_1_realloc",         "realloc()",           N,                             A("heap overflow")},
   {"overflow_1_usable_size",     "malloc_usable_size()",N,                             A("heap overflow")},
   {"write_after_free",           "free()",              N,                             A("write after free")},
+  {"corrupted_link",             "malloc()",            N,                             A("corrupted free list")},
   {"read_after_free",            NULL,                  N,                             K},
   {"read_after_free_all",        NULL,                  N,                             K},
   {"mmap_overflow_guard",        NULL,                  N,                             S},

@@ -353,6 +353,21 @@ static void write_after_free(void) {
   survived();
 }
 
+/* Secure mode: a block that has left the quarantine sits on its span's free
+ * list, its link encoded with the per-process key. A write after free that
+ * forges the link is caught when malloc takes the block, before the link is
+ * followed. */
+static void corrupted_link(void) {
+  char *p = must_malloc(80);
+  say_ptr(p);
+  free(p);
+  /* push p out of the quarantine (1024 blocks) with blocks of another class */
+  for (int i = 0; i < 1100; i++) free(must_malloc(32));
+  ((volatile uintptr_t *)launder(p))[0] = (uintptr_t)p + 4096; /* a plausible pointer */
+  for (int i = 0; i < 64; i++) must_malloc(80);
+  survived();
+}
+
 /* Freed memory reads as zero in secure mode: every byte but 8..15, which
  * hold the freed tag (keyed by a secret used for nothing else; README). */
 static int read_after_free_from(size_t from) {
@@ -472,6 +487,7 @@ static const struct entry entries[] = {
   {"overflow_1_realloc", overflow_1_realloc},
   {"overflow_1_usable_size", overflow_1_usable_size},
   {"write_after_free", write_after_free},
+  {"corrupted_link", corrupted_link},
   {"read_after_free", read_after_free},
   {"read_after_free_all", read_after_free_all},
   {"mmap_overflow_guard", mmap_overflow_guard},

@@ -11,7 +11,8 @@
 #   rlimit    rlimit.c under RLIMIT_AS and RLIMIT_DATA (256 MiB), each kind of
 #             request and the threaded test in its own process, with both
 #             libraries; guard_rlimit.c (secure library)
-#   programs  python3, sort, git --version and gcc preloaded (both libraries):
+#   programs  python3, sort, git --version, gcc and the Swift program of
+#             Tests/programs (when built) preloaded (both libraries):
 #             same output as without, nothing on stderr
 #
 # One PASS/FAIL line per check, then "N passed, M failed"; exit status 1 if
@@ -135,6 +136,8 @@ EOF
       "git --version|git --version"
       "gcc|gcc -O2 -o $work/hello.OUT $work/hello.c|$work/hello.OUT"
     )
+    # the Swift program Tests/programs/run.sh builds (hosted Swift runtime)
+    if [ -x "$ROOT/build/tests/swift_workload" ]; then progs+=("swift|$ROOT/build/tests/swift_workload"); fi
     for lib in "$SO" "$SECURE"; do
       for entry in "${progs[@]}"; do
         IFS='|' read -r name cmd after <<< "$entry"

@@ -12,6 +12,8 @@
 #   gcc      compiles Tests/programs/compile_me.c; object file compared, and
 #            the program it built run and its output compared
 #   sqlite3  builds and queries a database; output compared
+#   swift    a hosted Swift program (Tests/programs/swift_workload.swift):
+#            objects, dictionaries, strings, threads; output compared
 #
 # Totals go to build/tests/real-tests.counts ("<passed> <failed>").
 set -u
@@ -207,6 +209,27 @@ EOF
   same sqlite3 "the database it wrote reads back the same" "$WORK/q.ref" "$WORK/q.out"
   loaded sqlite3 "$WORK/sql.err"
   no_misuse sqlite3 "$WORK/sql.err"
+fi
+
+# ---- a Swift program --------------------------------------------------------
+# Hosted Swift: the Swift runtime (libswiftCore.so) allocates every object,
+# array and string through our malloc, posix_memalign and free.
+if ! command -v swiftc >/dev/null 2>&1; then
+  fail swift "swiftc is not installed"
+else
+  mkdir -p "$ROOT/build/tests"
+  SWIFT_BIN=$ROOT/build/tests/swift_workload
+  if [ ! -x "$SWIFT_BIN" ] || [ "$PROG/swift_workload.swift" -nt "$SWIFT_BIN" ]; then
+    swiftc -O "$PROG/swift_workload.swift" -o "$SWIFT_BIN" >"$WORK/swiftc.log" 2>&1 ||
+      fail swift "swiftc could not build Tests/programs/swift_workload.swift" "$WORK/swiftc.log"
+  fi
+  if [ -x "$SWIFT_BIN" ]; then
+    plain "$SWIFT_BIN" >"$WORK/swift.ref" 2>"$WORK/swift.ref.err"
+    pre "$SWIFT_BIN" >"$WORK/swift.out" 2>"$WORK/swift.err"
+    same swift "classes, dictionaries, strings, sort, threads" "$WORK/swift.ref" "$WORK/swift.out" "$WORK/swift.err"
+    loaded swift "$WORK/swift.err"
+    no_misuse swift "$WORK/swift.err"
+  fi
 fi
 
 echo "$passed $failed" >"$ROOT/build/tests/real-tests.counts"
