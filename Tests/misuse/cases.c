@@ -358,6 +358,7 @@ static void write_after_free(void) {
  * forges the link is caught when malloc takes the block, before the link is
  * followed. */
 static void corrupted_link(void) {
+  char *keep = must_malloc(80); /* a live block keeps p's span in use */
   char *p = must_malloc(80);
   say_ptr(p);
   free(p);
@@ -365,6 +366,7 @@ static void corrupted_link(void) {
   for (int i = 0; i < 1100; i++) free(must_malloc(32));
   ((volatile uintptr_t *)launder(p))[0] = (uintptr_t)p + 4096; /* a plausible pointer */
   for (int i = 0; i < 64; i++) must_malloc(80);
+  free(keep);
   survived();
 }
 
