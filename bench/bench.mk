@@ -3,6 +3,7 @@
 #
 #   make bench            full run (5 runs per workload and allocator, ~10 min)
 #   make bench QUICK=1    sanity pass (1 run, reduced sizes, < 2 min)
+#   make bench SECURE=0   without the secure build (it runs by default)
 #   make bench BENCH_ARGS='--only larson-t1,large --runs 3'   any run.py option
 
 BENCH_OUT    := $(BUILD)/bench
@@ -11,6 +12,8 @@ BENCH_CFLAGS ?= -O2 -pthread -Wall -Wextra
 BENCH_PYTHON ?= python3
 BENCH_ARGS   ?=
 QUICK        ?=
+# SECURE=1 (the default) also runs libswiftmalloc-secure.so as swiftmalloc-secure
+SECURE       ?= 1
 BENCH_LIBDIR := /usr/lib/$(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 BENCH_PEERS  := $(BENCH_LIBDIR)/libjemalloc.so.2 $(BENCH_LIBDIR)/libtcmalloc_minimal.so.4 \
                 $(BENCH_LIBDIR)/libmimalloc.so.2
@@ -38,4 +41,5 @@ bench-peers:
 
 bench: all bench-peers $(BENCH_OUT)/wl $(BENCH_OUT)/spawn
 	$(BENCH_PYTHON) bench/run.py --lib $(LIB_SO) --wl $(BENCH_OUT)/wl --spawn $(BENCH_OUT)/spawn --out $(BENCH_OUT) \
+	  $(if $(filter-out 0 no false,$(SECURE)),--secure-lib $(LIB_SECURE)) \
 	  $(if $(filter-out 0 no false,$(QUICK)),--quick) $(BENCH_ARGS)

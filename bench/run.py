@@ -104,7 +104,7 @@ def git_rev():
         return "unknown"
 
 
-def build_allocators(lib, wanted):
+def build_allocators(lib, wanted, secure_lib=None):
     """[(name, preload path or None, note)]; missing ones get path None and a note."""
     allocs = [("glibc", None, "system malloc (no preload)")]
     for name, soname, pkg in PEERS:
@@ -113,6 +113,10 @@ def build_allocators(lib, wanted):
         allocs.append((name, p, (p or "MISSING " + soname) + (" (%s %s)" % (pkg, ver) if ver else "")))
     sw = os.path.abspath(lib) if lib and os.path.exists(lib) else None
     allocs.append(("swiftmalloc", sw, (sw or "MISSING " + str(lib)) + " (git %s)" % git_rev()))
+    if secure_lib:
+        sec = os.path.abspath(secure_lib) if os.path.exists(secure_lib) else None
+        allocs.append(("swiftmalloc-secure", sec,
+                       (sec or "MISSING " + str(secure_lib)) + " (secure mode, git %s)" % git_rev()))
     if wanted:
         allocs = [a for a in allocs if a[0] in wanted]
     return allocs
@@ -297,7 +301,11 @@ def ratios(cell, wname, allocs, field):
     base = cell.get((wname, "glibc"), {}).get(field)
     for a, _, _ in allocs:
         v = cell[(wname, a)][field]
-        others = [cell[(wname, b)][field] for b, _, _ in allocs if b != a and cell[(wname, b)][field]]
+        # the secure build is ours too: it is compared with the peers, and
+        # never counts as the best peer of the default build (or vice versa)
+        others = [cell[(wname, b)][field] for b, _, _ in allocs
+                  if b != a and cell[(wname, b)][field]
+                  and not (a.startswith("swiftmalloc") and b.startswith("swiftmalloc"))]
         vg = v / base if v and base else None
         vb = v / min(others) if v and others else None
         out[a] = (vg, vb)
@@ -440,7 +448,7 @@ def render_md(tables, info, failures, workloads):
 
 # ------------------------------------------------------------------- chart
 COLORS = {"glibc": "#7f7f7f", "jemalloc": "#1f77b4", "tcmalloc": "#2ca02c", "mimalloc": "#ff7f0e",
-          "swiftmalloc": "#d62728"}
+          "swiftmalloc": "#d62728", "swiftmalloc-secure": "#9467bd"}
 
 
 def esc(s):
@@ -540,6 +548,7 @@ def main():
     ap.add_argument("--scale", type=float, help="work multiplier for the C workloads (default 1, quick 0.1)")
     ap.add_argument("--only", help="comma-separated workload names")
     ap.add_argument("--alloc", help="comma-separated allocator names")
+    ap.add_argument("--secure-lib", help="also run this build as swiftmalloc-secure (secure-mode cost)")
     args = ap.parse_args()
     runs = args.runs or (1 if args.quick else 5)
     timeout = args.timeout or (60.0 if args.quick else 120.0)
@@ -552,7 +561,12 @@ def main():
         snap = os.path.join(args.out, "libswiftmalloc-under-test.so")
         shutil.copy2(lib, snap)
         lib = snap
-    allocs = build_allocators(lib, set(args.alloc.split(",")) if args.alloc else None)
+    secure_lib = args.secure_lib
+    if secure_lib and os.path.exists(secure_lib):
+        snap = os.path.join(args.out, "libswiftmalloc-secure-under-test.so")
+        shutil.copy2(secure_lib, snap)
+        secure_lib = snap
+    allocs = build_allocators(lib, set(args.alloc.split(",")) if args.alloc else None, secure_lib)
     workloads = define_workloads(args)
     for exe in (args.wl, args.spawn):
         if not os.access(exe, os.X_OK):

@@ -97,12 +97,21 @@ enum Secure {
     let size = UInt(swm_class_to_size(sizeClass))
     let n = requestedSize(p, sizeClass: sizeClass, call: call)
     let canary = canaryByte
+    let end = size &- 8  // the size word; blocks are 16-byte multiples, so end is 8-aligned
     var i = n
-    while i < size &- 8 {
+    // bytes up to the first 8-byte boundary, then whole words
+    while i < end && i & 7 != 0 {
       if p.load(fromByteOffset: Int(i), as: UInt8.self) != canary {
         Diagnostics.fatal(call, "heap overflow past the end of", p)
       }
       i &+= 1
+    }
+    let word = UInt(canary) &* 0x0101_0101_0101_0101
+    while i < end {
+      if p.load(fromByteOffset: Int(i), as: UInt.self) != word {
+        Diagnostics.fatal(call, "heap overflow past the end of", p)
+      }
+      i &+= 8
     }
     return n
   }
@@ -135,13 +144,20 @@ enum Secure {
     let sizeClass = UInt32(span.pointee.sizeClass)
     let size = Int(swm_class_to_size(sizeClass))
     let tag = UInt(bitPattern: block) ^ Heap.state.pointee.tagSecret
-    var intact = block.load(as: UInt.self) == 0 && block.load(fromByteOffset: 8, as: UInt.self) == tag
+    // word 0 must be zero and word 1 the tag; the rest zero, checked 32
+    // bytes at a time (blocks are multiples of 16 bytes)
+    var stray = block.load(as: UInt.self) | (block.load(fromByteOffset: 8, as: UInt.self) ^ tag)
     var offset = 16
-    while intact && offset < size {
-      intact = block.load(fromByteOffset: offset, as: UInt.self) == 0
+    while offset &+ 32 <= size {
+      stray |= block.load(fromByteOffset: offset, as: UInt.self) | block.load(fromByteOffset: offset &+ 8, as: UInt.self)
+        | block.load(fromByteOffset: offset &+ 16, as: UInt.self) | block.load(fromByteOffset: offset &+ 24, as: UInt.self)
+      offset &+= 32
+    }
+    while offset < size {
+      stray |= block.load(fromByteOffset: offset, as: UInt.self)
       offset &+= 8
     }
-    if !intact { Diagnostics.fatal("free()", "write after free detected in", block) }
+    if stray != 0 { Diagnostics.fatal("free()", "write after free detected in", block) }
     Central.release(sizeClass, head: block)  // word 0 is nil: a one-block list
   }
 }
