@@ -1,16 +1,8 @@
 /* pools_mempool.c: memory reserves (swm_mempool_*). Exits 0 when every check passes. */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "pools_common.h"
 #include <time.h>
-#include <unistd.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include "swiftmalloc.h"
-
-static int failures;
-#define CHECK(cond) do { if (!(cond)) { printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); failures++; } } while (0)
 
 /* An element allocator that fails on demand. */
 static atomic_int fail_now;

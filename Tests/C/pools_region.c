@@ -1,11 +1,5 @@
 /* pools_region.c: region pools (swm_pool_*). Exits 0 when every check passes. */
-#include <stdint.h>
-#include <stdio.h>
-#include <string.h>
-#include "swiftmalloc.h"
-
-static int failures;
-#define CHECK(cond) do { if (!(cond)) { printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); failures++; } } while (0)
+#include "pools_common.h"
 
 static int order[8];
 static int ran;

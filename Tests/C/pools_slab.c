@@ -1,40 +1,12 @@
 /* pools_slab.c: slab caches (swm_cache_*). Exits 0 when every check passes. */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <signal.h>
-#include <unistd.h>
+#include "pools_common.h"
 #include <pthread.h>
 #include <stdatomic.h>
-#include <sys/wait.h>
-#include "swiftmalloc.h"
-
-static int failures;
-#define CHECK(cond) do { if (!(cond)) { printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); failures++; } } while (0)
 
 struct conn { uint64_t magic; int fd; char buf[100]; };
 static atomic_long constructed, destructed;
 static void conn_ctor(void *o) { struct conn *c = o; c->magic = 0xC0FFEE; c->fd = -1; atomic_fetch_add(&constructed, 1); }
 static void conn_dtor(void *o) { struct conn *c = o; if (c->magic != 0xC0FFEE) abort(); atomic_fetch_add(&destructed, 1); }
-
-static int aborts_with(void (*fn)(void), const char *expect) {
-  int fds[2];
-  if (pipe(fds) != 0) return 0;
-  pid_t pid = fork();
-  if (pid == 0) { dup2(fds[1], 2); fn(); _exit(0); }
-  close(fds[1]);
-  char out[512] = {0};
-  size_t n = 0;
-  ssize_t r;
-  while (n < sizeof out - 1 && (r = read(fds[0], out + n, sizeof out - 1 - n)) > 0) n += (size_t)r;
-  close(fds[0]);
-  int status;
-  waitpid(pid, &status, 0);
-  if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT && strstr(out, expect) != NULL))
-    printf("  child said: %s", out);
-  return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT && strstr(out, expect) != NULL;
-}
 
 static void wrong_cache(void) {
   swm_cache_t *a = swm_cache_create("a", 64, 0, NULL, NULL);

@@ -1,38 +1,7 @@
 /* pools_static.c: static heaps (swm_static_*). Exits 0 when every check passes. */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <signal.h>
-#include <unistd.h>
-#include <sys/wait.h>
-#include "swiftmalloc.h"
-
-static int failures;
-#define CHECK(cond) do { if (!(cond)) { printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); failures++; } } while (0)
+#include "pools_common.h"
 
 static _Alignas(16) unsigned char buffer[1 << 20];
-
-/* Runs fn in a child; true when it died of SIGABRT after printing `expect`. */
-static int aborts_with(void (*fn)(void), const char *expect) {
-  int fds[2];
-  if (pipe(fds) != 0) return 0;
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fds[1], 2);
-    fn();
-    _exit(0);
-  }
-  close(fds[1]);
-  char out[512] = {0};
-  size_t n = 0;
-  ssize_t r;
-  while (n < sizeof out - 1 && (r = read(fds[0], out + n, sizeof out - 1 - n)) > 0) n += (size_t)r;
-  close(fds[0]);
-  int status;
-  waitpid(pid, &status, 0);
-  return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT && strstr(out, expect) != NULL;
-}
 
 static void double_free(void) {
   static unsigned char b[4096];
