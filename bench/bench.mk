@@ -4,6 +4,7 @@
 #   make bench            full run (5 runs per workload and allocator, ~10 min)
 #   make bench QUICK=1    sanity pass (1 run, reduced sizes, < 2 min)
 #   make bench SECURE=0   without the secure build (it runs by default)
+#   make bench-pools      only bench/pools_bench.c (slab cache, region pool vs malloc)
 #   make bench BENCH_ARGS='--only larson-t1,large --runs 3'   any run.py option
 
 BENCH_OUT    := $(BUILD)/bench
@@ -18,7 +19,7 @@ BENCH_LIBDIR := /usr/lib/$(shell gcc -print-multiarch 2>/dev/null || echo x86_64
 BENCH_PEERS  := $(BENCH_LIBDIR)/libjemalloc.so.2 $(BENCH_LIBDIR)/libtcmalloc_minimal.so.4 \
                 $(BENCH_LIBDIR)/libmimalloc.so.2
 
-.PHONY: bench bench-peers
+.PHONY: bench bench-peers bench-pools
 
 $(BENCH_OUT)/wl: bench/workloads.c
 	@mkdir -p $(BENCH_OUT)
@@ -27,6 +28,14 @@ $(BENCH_OUT)/wl: bench/workloads.c
 $(BENCH_OUT)/spawn: bench/spawn.c
 	@mkdir -p $(BENCH_OUT)
 	$(BENCH_CC) $(BENCH_CFLAGS) -o $@ $<
+
+$(BENCH_OUT)/pools_bench: bench/pools_bench.c $(LIB_A) $(HEADER)
+	@mkdir -p $(BENCH_OUT)
+	$(BENCH_CC) $(BENCH_CFLAGS) -I $(BUILD)/include -o $@ $< $(LIB_A)
+
+# The pool family against malloc (slab cache, region pool); also run by bench.
+bench-pools: all $(BENCH_OUT)/pools_bench
+	$(BENCH_OUT)/pools_bench | tee $(BENCH_OUT)/pools.txt
 
 # Install the peer allocators only when one of their .so files is missing.
 # A failed install is not fatal: the driver marks missing allocators.
@@ -39,7 +48,9 @@ bench-peers:
 	    || echo "bench: could not install the peers; they will be reported as MISSING"; \
 	fi
 
-bench: all bench-peers $(BENCH_OUT)/wl $(BENCH_OUT)/spawn
+bench: all bench-peers $(BENCH_OUT)/wl $(BENCH_OUT)/spawn $(BENCH_OUT)/pools_bench
 	$(BENCH_PYTHON) bench/run.py --lib $(LIB_SO) --wl $(BENCH_OUT)/wl --spawn $(BENCH_OUT)/spawn --out $(BENCH_OUT) \
 	  $(if $(filter-out 0 no false,$(SECURE)),--secure-lib $(LIB_SECURE)) \
 	  $(if $(filter-out 0 no false,$(QUICK)),--quick) $(BENCH_ARGS)
+	@echo "== the pool family against malloc (bench/pools_bench.c)"
+	$(BENCH_OUT)/pools_bench | tee $(BENCH_OUT)/pools.txt
