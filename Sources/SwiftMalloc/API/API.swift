@@ -103,10 +103,10 @@ public func swmcore_realloc(_ p: RawPtr?, _ size: UInt) -> RawPtr? {
     // threshold (LargeBlocks.raiseThreshold): blocks of that size come back.
     let state = Heap.state
     let belowThreshold = state.pointee.mmapEnabled == 0 || size < state.pointee.mmapThreshold
+    if size <= usable && belowThreshold {
+      LargeBlocks.raiseThreshold(freedBytes: span.pointee.userPages &<< OSMemory.pageShift)
+    }
     if size <= usable || !belowThreshold {
-      if size <= usable && belowThreshold {
-        LargeBlocks.raiseThreshold(freedBytes: span.pointee.userPages &<< OSMemory.pageShift)
-      }
       if let q = LargeBlocks.resize(span, to: size) { return q }
       swm_errno_set(swm_ENOMEM())
       return nil
