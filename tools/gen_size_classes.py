@@ -19,6 +19,7 @@ PAGE = 4096
 MAX_SMALL = 32768
 SMALL_LOOKUP_MAX = 1024      # requests up to here index by 16-byte step
 MAX_WASTE = 0.125
+MIN_SPAN_PAGES = int(os.environ.get('SWM_MIN_SPAN_PAGES', '1'))
 
 def class_sizes():
     sizes = list(range(16, 129, 16))
@@ -35,7 +36,7 @@ def target_objects(size):
     return 2
 
 def span_pages(size):
-    for pages in range(1, 257):
+    for pages in range(MIN_SPAN_PAGES, 257):
         span = pages * PAGE
         objs = span // size
         if objs < target_objects(size): continue

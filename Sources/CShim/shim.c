@@ -15,7 +15,7 @@ extern void swmcore_fork_child(void);
 
 __thread void *swm_tls_cache __attribute__((tls_model("initial-exec"))) = NULL;
 
-__attribute__((visibility("hidden"))) void **swm_pagemap_root[1u << SWM_PAGEMAP_ROOT_BITS];
+__attribute__((visibility("hidden"))) void *swm_pagemap_root[1u << SWM_PAGEMAP_ROOT_BITS];
 __attribute__((visibility("hidden"))) swm_lock_t swm_locks[SWM_NUM_LOCKS];
 
 /* MARK: thread exit ------------------------------------------------------ */

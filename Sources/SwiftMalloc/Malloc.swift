@@ -19,9 +19,10 @@
 //   LargeBlocks (Back/LargeBlocks.swift)   requests of M_MMAP_THRESHOLD and up:
 //       one mmap each, munmapped on free, mremapped on realloc.
 //   PageMap (Back/PageMap.swift)   page number -> Span, for every page of every
-//       page-heap span and the first page of every mmap block. free() finds a
-//       block's span, class and owner through it, and rejects what it does not
-//       know.
+//       page-heap span and the first page of every mmap block; a page of a
+//       small span also carries its class, its offset in the span and the
+//       span's owner, so free() of a small block reads that slot only. free()
+//       rejects what the map does not know.
 //
 // malloc(n), step by step:
 //   1. n <= smallLimit: the class comes from a table lookup; pop the thread
@@ -32,7 +33,7 @@
 // Larger requests go to the page heap as a page run (below the mmap
 // threshold) or to mmap.
 //
-// free(p): the page map names p's span; a small block is checked (block start,
+// free(p): p's page-map slot gives its class and owner; a small block is checked (block start,
 // not already freed) and pushed on the thread cache's bin when this thread
 // owns the span (else on the cache's outgoing list for the central list); a
 // full bin gives a batch back to the central list, and a span whose blocks are all back goes to
@@ -71,25 +72,27 @@ func allocate(_ size: UInt) -> RawPtr? {
 // MARK: - free fast path
 
 /// Frees `p` (not nil). `call` names the API function for messages.
+/// A small block needs only its page-map slot (class, offset of its page in
+/// the span, owner): the Span struct is not read.
 @inline(__always)
 func deallocate(_ p: RawPtr, call: StaticString) {
   let address = UInt(bitPattern: p)
-  guard let span = PageMap.lookup(address) else {
-    Diagnostics.invalidPointer(call, p)
-  }
-  let sizeClass = span.pointee.sizeClass
-  if sizeClass != 0 {
-    let offset = address &- span.pointee.start
-    let index = swm_class_block_index(UInt32(sizeClass), UInt64(offset))
-    if UInt(index) &* UInt(swm_class_to_size(UInt32(sizeClass))) != offset
-        || index >= UInt64(swm_class_span_objects(UInt32(sizeClass))) {
+  guard let entry = PageMap.entry(address) else { Diagnostics.invalidPointer(call, p) }
+  let small = entry.pointee.small
+  if small != 0 {
+    let sizeClass = UInt32(truncatingIfNeeded: small & 0xff)
+    let offset = (address & OSMemory.pageMask) | (small & 0xffff_f000)
+    let index = swm_class_block_index(sizeClass, UInt64(offset))
+    if UInt(index) &* UInt(swm_class_to_size(sizeClass)) != offset
+        || index >= UInt64(swm_class_span_objects(sizeClass)) {
       Diagnostics.invalidPointer(call, p)  // inside a block, or past the span's last block
     }
     let tag = address ^ Heap.state.pointee.tagSecret
     if p.load(fromByteOffset: 8, as: UInt.self) == tag {
       Diagnostics.doubleFree(call, p)
     }
-    if let cache = swm_tls_get(), span.pointee.owner == ThreadCache.id(cache) {
+    let owner = UInt32(truncatingIfNeeded: small &>> 32)
+    if let cache = swm_tls_get(), owner == ThreadCache.id(cache) {
       let bin = cache.assumingMemoryBound(to: Bin.self) + Int(sizeClass)
       if bin.pointee.count < bin.pointee.limit {
         p.storeBytes(of: bin.pointee.head, as: RawPtr?.self)
@@ -99,9 +102,10 @@ func deallocate(_ p: RawPtr, call: StaticString) {
         return
       }
     }
-    freeSmallSlow(p, span: span, tag: tag, call: call)
+    freeSmallSlow(p, sizeClass: sizeClass, owner: owner, tag: tag, call: call)
     return
   }
+  guard let span = entry.pointee.span else { Diagnostics.invalidPointer(call, p) }
   freeSpanBlock(p, span: span, call: call)
 }
 
@@ -136,11 +140,10 @@ func mallocSlowOnce(_ size: UInt) -> RawPtr? {
 }
 
 @inline(never)
-func freeSmallSlow(_ p: RawPtr, span: SpanPtr, tag: UInt, call: StaticString) {
-  let sizeClass = UInt32(span.pointee.sizeClass)
+func freeSmallSlow(_ p: RawPtr, sizeClass: UInt32, owner: UInt32, tag: UInt, call: StaticString) {
   if Heap.state.pointee.secure != 0 { return Secure.free(p, sizeClass: sizeClass, tag: tag, call: call) }
   p.storeBytes(of: tag, toByteOffset: 8, as: UInt.self)
-  ThreadCache.freeSlow(p, sizeClass: sizeClass, owner: span.pointee.owner)
+  ThreadCache.freeSlow(p, sizeClass: sizeClass, owner: owner)
 }
 
 /// free() of a block that is not a small one: a page run, an mmap block, or

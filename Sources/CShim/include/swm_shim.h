@@ -218,15 +218,16 @@ typedef struct {
 
 /* Page numbers are 35 bits (47-bit addresses, 4 KiB pages): 17 bits choose a
  * leaf in this root, 18 bits a slot in the leaf. The root is 1 MiB of BSS;
- * only the few entries in use are ever touched. */
+ * only the few entries in use are ever touched. A leaf is an array of
+ * PageEntry (Back/PageMap.swift), 16 bytes per page. */
 #define SWM_PAGEMAP_ROOT_BITS 17
 #define SWM_PAGEMAP_LEAF_BITS 18
-static inline __attribute__((always_inline)) void **swm_pagemap_leaf(uintptr_t rootIndex) {
-  extern void **swm_pagemap_root[] __attribute__((visibility("hidden")));
+static inline __attribute__((always_inline)) void *swm_pagemap_leaf(uintptr_t rootIndex) {
+  extern void *swm_pagemap_root[] __attribute__((visibility("hidden")));
   return swm_pagemap_root[rootIndex];
 }
-static inline void swm_pagemap_set_leaf(uintptr_t rootIndex, void **leaf) {
-  extern void **swm_pagemap_root[] __attribute__((visibility("hidden")));
+static inline void swm_pagemap_set_leaf(uintptr_t rootIndex, void *leaf) {
+  extern void *swm_pagemap_root[] __attribute__((visibility("hidden")));
   __atomic_store_n(&swm_pagemap_root[rootIndex], leaf, __ATOMIC_RELEASE);
 }
 

@@ -215,6 +215,7 @@ enum PageHeap {
   /// given back before the request that grew the heap is served.
   static func release(_ spanIn: SpanPtr, touched: Bool = true, trim: Bool = true) {
     var span = spanIn
+    if span.pointee.sizeClass != 0 { PageMap.setSmall(span, clear: true) }
     if span.pointee.guarded {
       // A guard that cannot be made writable again (mprotect fails at a
       // limit) must never be handed out: the span stays out of the heap.

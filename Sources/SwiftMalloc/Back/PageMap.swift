@@ -1,28 +1,64 @@
 import CShim
 
-/// Page number -> Span, as a two-level radix tree over 47-bit addresses:
+/// One page's slot in the page map: the span the page belongs to and, for a
+/// page of a small span, what free() needs to know about the block, so that
+/// the free fast path reads this one 16-byte slot and never the Span struct
+/// (a second, dependent cache line, one per span: the stall that made free
+/// three times the cost of malloc under many threads).
+///
+/// `small` is 0 unless the page belongs to a span of kind `small`; then
+///   bits 0..7    the size class (never 0),
+///   bits 12..31  the byte offset of this page from the span's start,
+///   bits 32..63  the span's owner (Span.owner, a ThreadCache.id, or 0).
+/// Invariants: `small` agrees with the span's sizeClass, start and owner at
+/// every moment the span is small: it is written when the span becomes small
+/// (Central.newSpan), when its owner changes (Central.fetch, under the class
+/// lock), and cleared when it leaves the class (PageHeap.release) and by
+/// every PageMap.set. A reader without the lock may see the previous owner:
+/// that only decides which list a freed block goes to, never correctness.
+struct PageEntry {
+  var span: SpanPtr?
+  var small: UInt
+
+  @inline(__always) var sizeClass: UInt32 { UInt32(truncatingIfNeeded: small & 0xff) }
+  @inline(__always) var pageOffset: UInt { small & 0xffff_f000 }
+  @inline(__always) var owner: UInt32 { UInt32(truncatingIfNeeded: small &>> 32) }
+
+  @inline(__always)
+  static func small(sizeClass: UInt32, pageOffset: UInt, owner: UInt32) -> UInt {
+    UInt(sizeClass) | pageOffset | (UInt(owner) &<< 32)
+  }
+}
+
+/// Page number -> PageEntry, as a two-level radix tree over 47-bit addresses:
 /// the root (swm_pagemap_root, 2^17 slots of BSS) holds leaves of 2^18 slots
-/// (2 MiB each, mmapped on first use, resident only where written).
+/// (4 MiB each, mmapped on first use, resident only where written).
 /// Readers take no lock; a slot is written only by the owner of the page.
 enum PageMap {
   static let leafBits: UInt = 18
   static let rootSlots: UInt = 1 << 17
 
+  /// The slot of the page holding `address`; nil for an address no span
+  /// ever covered (no leaf).
   @inline(__always)
-  static func lookup(_ address: UInt) -> SpanPtr? {
+  static func entry(_ address: UInt) -> UnsafeMutablePointer<PageEntry>? {
     let page = address &>> OSMemory.pageShift
     let rootIndex = page &>> leafBits
     if rootIndex >= rootSlots { return nil }
     guard let leaf = swm_pagemap_leaf(rootIndex) else { return nil }
-    return leaf[Int(page & ((1 << leafBits) - 1))]?.assumingMemoryBound(to: Span.self)
+    return leaf.assumingMemoryBound(to: PageEntry.self) + Int(page & ((1 << leafBits) - 1))
   }
 
-  /// Sends `pages` pages from `address` to `span` (nil clears). False when a
-  /// leaf could not be mapped.
+  @inline(__always)
+  static func lookup(_ address: UInt) -> SpanPtr? {
+    entry(address)?.pointee.span
+  }
+
+  /// Sends `pages` pages from `address` to `span` (nil clears), with no
+  /// small-block facts. False when a leaf could not be mapped.
   static func set(_ address: UInt, pages: UInt, to span: SpanPtr?) -> Bool {
     var page = address &>> OSMemory.pageShift
     let last = page &+ pages
-    let value = span.map { RawPtr($0) }
     while page < last {
       guard let leaf = leaf(for: page &>> leafBits, create: span != nil) else {
         if span == nil { page = ((page &>> leafBits) &+ 1) &<< leafBits; continue }
@@ -30,31 +66,43 @@ enum PageMap {
       }
       let leafEnd = min(last, ((page &>> leafBits) &+ 1) &<< leafBits)
       while page < leafEnd {
-        leaf[Int(page & ((1 << leafBits) - 1))] = value
+        leaf[Int(page & ((1 << leafBits) - 1))] = PageEntry(span: span, small: 0)
         page &+= 1
       }
     }
     return true
   }
 
-  private static func leaf(for rootIndex: UInt, create: Bool) -> UnsafeMutablePointer<UnsafeMutableRawPointer?>? {
+  /// Writes the small-block facts of every page of `span` (kind small, its
+  /// pages already sent to it), or clears them (`clear`).
+  static func setSmall(_ span: SpanPtr, clear: Bool = false) {
+    let sizeClass = UInt32(span.pointee.sizeClass)
+    let owner = span.pointee.owner
+    var offset: UInt = 0
+    while offset < span.pointee.bytes {
+      let slot = entry(span.pointee.start &+ offset)!
+      slot.pointee.small = clear ? 0 : PageEntry.small(sizeClass: sizeClass, pageOffset: offset, owner: owner)
+      offset &+= OSMemory.pageSize
+    }
+  }
+
+  private static func leaf(for rootIndex: UInt, create: Bool) -> UnsafeMutablePointer<PageEntry>? {
     if rootIndex >= rootSlots { return nil }
-    if let leaf = swm_pagemap_leaf(rootIndex) { return leaf }
+    if let leaf = swm_pagemap_leaf(rootIndex) { return leaf.assumingMemoryBound(to: PageEntry.self) }
     if !create { return nil }
     return createLeaf(rootIndex)
   }
 
   @inline(never)
-  private static func createLeaf(_ rootIndex: UInt) -> UnsafeMutablePointer<UnsafeMutableRawPointer?>? {
+  private static func createLeaf(_ rootIndex: UInt) -> UnsafeMutablePointer<PageEntry>? {
     let lock = swm_lock_at(swm_lock_index_pagemap())
     swm_lock(lock)
     defer { swm_unlock(lock) }
-    if let leaf = swm_pagemap_leaf(rootIndex) { return leaf }
-    let bytes = (1 << leafBits) * UInt(MemoryLayout<RawPtr?>.stride)
+    if let leaf = swm_pagemap_leaf(rootIndex) { return leaf.assumingMemoryBound(to: PageEntry.self) }
+    let bytes = (1 << leafBits) * UInt(MemoryLayout<PageEntry>.stride)
     guard let memory = swm_sys_mmap(Int(bytes)) else { return nil }
-    let leaf = memory.assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
-    swm_pagemap_set_leaf(rootIndex, leaf)
+    swm_pagemap_set_leaf(rootIndex, memory)
     _ = swm_atomic_add(&Heap.state.pointee.metaBytes, bytes)
-    return leaf
+    return memory.assumingMemoryBound(to: PageEntry.self)
   }
 }

@@ -22,8 +22,9 @@ enum SpanKind {
 /// - `start` is page aligned; the span covers [start, start + pages * 4096).
 /// - free, small and pageRun spans: the page map sends every page of the span
 ///   to this struct. mmap spans: only the first page.
-/// - `sizeClass != 0` exactly when kind == small (the free fast path tests
-///   only `sizeClass`).
+/// - `sizeClass != 0` exactly when kind == small; then every page's
+///   PageEntry.small repeats sizeClass, the page's offset and `owner` (the
+///   free fast path reads only that).
 /// - small spans: blocks are [start + k * size); blocks below `bumpNext` were
 ///   handed out at least once, each either out (counted in `used`) or on
 ///   `freeList`; `onList` is true while the span has a free or unbumped block.
@@ -55,6 +56,7 @@ struct Span {
   /// (ThreadCache.freeSlow), so blocks carved for one thread are not handed
   /// out again to another, whose writes would then share cache lines with
   /// the first thread's neighbouring blocks (passive false sharing).
+  /// Change it only with PageMap.setSmall, which copies it to every page.
   var owner: UInt32
 
   @inline(__always) var bytes: UInt { pages &<< OSMemory.pageShift }

@@ -43,9 +43,12 @@ enum Central {
     // never makes pages resident that nobody has asked for yet.
     var freshBudget = max(size, OSMemory.pageSize)
     while taken < count && freshBudget >= size {
-      guard let span = central.pointee.nonempty.head ?? newSpan(sizeClass, central) else { break }
+      guard let span = central.pointee.nonempty.head ?? newSpan(sizeClass, central, owner: owner) else { break }
       let before = taken
-      span.pointee.owner = owner
+      if span.pointee.owner != owner {
+        span.pointee.owner = owner
+        PageMap.setSmall(span)
+      }
       if span.pointee.used == 0 && span.pointee.bumpNext != span.pointee.start { central.pointee.emptySpans &-= 1 }
       while taken < count, let block = span.pointee.freeList {
         span.pointee.freeList = decodeLink(block, span: span, sizeClass: sizeClass)
@@ -185,7 +188,8 @@ enum Central {
     return RawPtr(bitPattern: next)
   }
 
-  private static func newSpan(_ sizeClass: UInt32, _ central: UnsafeMutablePointer<CentralFreeList>) -> SpanPtr? {
+  private static func newSpan(_ sizeClass: UInt32, _ central: UnsafeMutablePointer<CentralFreeList>,
+                              owner: UInt32) -> SpanPtr? {
     let secure = Heap.state.pointee.secure != 0
     let pages = UInt(swm_class_span_pages(sizeClass))
     guard let span = PageHeap.allocateSpan(pages: pages, guardPage: secure) else { return nil }
@@ -195,6 +199,8 @@ enum Central {
     span.pointee.used = 0
     span.pointee.sizeClass = UInt8(sizeClass)
     span.pointee.kind = SpanKind.small
+    span.pointee.owner = owner
+    PageMap.setSmall(span)
     span.pointee.onList = true
     central.pointee.nonempty.push(span)
     central.pointee.spans &+= 1
