@@ -9,7 +9,9 @@ allocator relies on and refuses to write a table that breaks one:
   - sizes are multiples of 16 and strictly increasing;
   - every request 0..SWM_MAX_SMALL maps to the smallest class that fits it;
   - a span wastes at most 12.5% of its bytes at its tail;
-  - the reciprocal gives the exact block index for every offset in a span.
+  - the reciprocal gives the exact block index for every offset in a span;
+  - the block-start test (below) accepts exactly the offsets of the span's
+    blocks.
 Run `python3 tools/gen_size_classes.py` after a change; `--check` (run by
 `make test`) fails if the committed header differs from what it would write.
 """
@@ -19,7 +21,6 @@ PAGE = 4096
 MAX_SMALL = 32768
 SMALL_LOOKUP_MAX = 1024      # requests up to here index by 16-byte step
 MAX_WASTE = 0.125
-MIN_SPAN_PAGES = int(os.environ.get('SWM_MIN_SPAN_PAGES', '1'))
 
 def class_sizes():
     sizes = list(range(16, 129, 16))
@@ -36,7 +37,7 @@ def target_objects(size):
     return 2
 
 def span_pages(size):
-    for pages in range(MIN_SPAN_PAGES, 257):
+    for pages in range(1, 257):
         span = pages * PAGE
         objs = span // size
         if objs < target_objects(size): continue
@@ -45,6 +46,19 @@ def span_pages(size):
 
 def batch(size):
     return max(2, min(64, 32768 // size))
+
+def block_check(size):
+    """(inverse, shift) for free()'s block-start test: with size = odd << shift
+    and inverse the inverse of odd modulo 2^64, rotr(offset * inverse, shift)
+    is offset / size when size divides offset and is larger than
+    (2^64 - 1) / size otherwise (Hacker's Delight, 10-17), so one compare with
+    the object count accepts exactly the block starts."""
+    shift = (size & -size).bit_length() - 1
+    return pow(size >> shift, -1, 1 << 64), shift
+
+def rotr(x, k):
+    x &= (1 << 64) - 1
+    return ((x >> k) | (x << ((64 - k) & 63))) & ((1 << 64) - 1)
 
 def magic(size):
     return -(-(1 << 32) // size)   # ceil(2^32 / size)
@@ -63,7 +77,11 @@ def build():
             for o in (k * s - 1, k * s):
                 if 0 <= o < span and (o * m) >> 32 != o // s:
                     raise SystemExit(f"reciprocal of {s} fails at offset {o}")
-        rows.append((s, pages, objs, (span - objs * s) * 100.0 / span, batch(s), m))
+        inverse, shift = block_check(s)
+        for o in range(span):
+            if (rotr(o * inverse, shift) < objs) != (o % s == 0 and o // s < objs):
+                raise SystemExit(f"block-start test of {s} fails at offset {o}")
+        rows.append((s, pages, objs, (span - objs * s) * 100.0 / span, batch(s), m, inverse, shift))
     assert all(s % 16 == 0 for s in sizes) and sizes == sorted(set(sizes))
     small = [0] * (SMALL_LOOKUP_MAX // 16 + 1)
     large = [0] * (MAX_SMALL // 128 + 1)
@@ -95,7 +113,7 @@ def render():
     w(f"#define SWM_SMALL_LOOKUP_MAX {SMALL_LOOKUP_MAX}")
     w("")
     w("/* class  size  pages  objects/span  tail waste  batch */")
-    for i, (s, p, o, waste, b, m) in enumerate(rows):
+    for i, (s, p, o, waste, b, m, _, _) in enumerate(rows):
         w(f"/* {i + 1:5d} {s:6d} {p:5d} {o:9d} {waste:10.2f}% {b:6d} */")
     def arr(ctype, name, vals):
         w(f"static const {ctype} {name}[{len(vals)}] = {{")
@@ -107,6 +125,13 @@ def render():
     arr("uint16_t", "swm_class_objects", [0] + [r[2] for r in rows])
     arr("uint16_t", "swm_class_batch", [0] + [r[4] for r in rows])
     arr("uint32_t", "swm_class_magic", [0] + [r[5] for r in rows])
+    w("/* free()'s block-start test per class (tools/gen_size_classes.py, block_check) */")
+    w("typedef struct { uint64_t inverse; uint32_t objects; uint32_t shift; } swm_block_check_t;")
+    w(f"static const swm_block_check_t swm_class_check[{n + 1}] = {{")
+    w("  {0, 0, 0},")
+    for r in rows:
+        w(f"  {{0x{r[6]:016x}u, {r[2]}, {r[7]}}},")
+    w("};")
     arr("uint8_t", "swm_class_small_lookup", small)
     arr("uint8_t", "swm_class_large_lookup", large)
     w("")
@@ -122,6 +147,13 @@ def render():
     w("/* floor(offset / size) for any offset inside a span of class c. */")
     w("static inline __attribute__((always_inline)) uint64_t swm_class_block_index(uint32_t c, uint64_t offset) {")
     w("  return (offset * (uint64_t)swm_class_magic[c]) >> 32;")
+    w("}")
+    w("/* True when `offset` (< 2^32) from a span's start is where one of the")
+    w(" * span's blocks starts: size divides it and the block is inside the span. */")
+    w("static inline __attribute__((always_inline)) int swm_class_is_block_start(uint32_t c, uint64_t offset) {")
+    w("  const swm_block_check_t *k = &swm_class_check[c];")
+    w("  uint64_t q = offset * k->inverse;")
+    w("  return ((q >> k->shift) | (q << ((64 - k->shift) & 63))) < k->objects;")
     w("}")
     w("#endif")
     return "\n".join(out) + "\n"

@@ -82,17 +82,14 @@ func deallocate(_ p: RawPtr, call: StaticString) {
   if small != 0 {
     let sizeClass = UInt32(truncatingIfNeeded: small & 0xff)
     let offset = (address & OSMemory.pageMask) | (small & 0xffff_f000)
-    let index = swm_class_block_index(sizeClass, UInt64(offset))
-    if UInt(index) &* UInt(swm_class_to_size(sizeClass)) != offset
-        || index >= UInt64(swm_class_span_objects(sizeClass)) {
+    if swm_class_is_block_start(sizeClass, UInt64(offset)) == 0 {
       Diagnostics.invalidPointer(call, p)  // inside a block, or past the span's last block
     }
     let tag = address ^ Heap.state.pointee.tagSecret
     if p.load(fromByteOffset: 8, as: UInt.self) == tag {
       Diagnostics.doubleFree(call, p)
     }
-    let owner = UInt32(truncatingIfNeeded: small &>> 32)
-    if let cache = swm_tls_get(), owner == ThreadCache.id(cache) {
+    if let cache = swm_tls_get(), UInt32(truncatingIfNeeded: small &>> 32) == ThreadCache.id(cache) {
       let bin = cache.assumingMemoryBound(to: Bin.self) + Int(sizeClass)
       if bin.pointee.count < bin.pointee.limit {
         p.storeBytes(of: bin.pointee.head, as: RawPtr?.self)
@@ -102,7 +99,7 @@ func deallocate(_ p: RawPtr, call: StaticString) {
         return
       }
     }
-    freeSmallSlow(p, sizeClass: sizeClass, owner: owner, tag: tag, call: call)
+    freeSmallSlow(p, small: small, call: call)
     return
   }
   guard let span = entry.pointee.span else { Diagnostics.invalidPointer(call, p) }
@@ -140,7 +137,11 @@ func mallocSlowOnce(_ size: UInt) -> RawPtr? {
 }
 
 @inline(never)
-func freeSmallSlow(_ p: RawPtr, sizeClass: UInt32, owner: UInt32, tag: UInt, call: StaticString) {
+/// (Few arguments, so that the fast path reaches it by a tail jump.)
+func freeSmallSlow(_ p: RawPtr, small: UInt, call: StaticString) {
+  let sizeClass = UInt32(truncatingIfNeeded: small & 0xff)
+  let owner = UInt32(truncatingIfNeeded: small &>> 32)
+  let tag = UInt(bitPattern: p) ^ Heap.state.pointee.tagSecret
   if Heap.state.pointee.secure != 0 { return Secure.free(p, sizeClass: sizeClass, tag: tag, call: call) }
   p.storeBytes(of: tag, toByteOffset: 8, as: UInt.self)
   ThreadCache.freeSlow(p, sizeClass: sizeClass, owner: owner)

@@ -79,6 +79,51 @@ static const uint32_t swm_class_magic[41] = {
   2097152, 1677722, 1398102, 1198373, 1048576, 838861, 699051, 599187, 524288, 419431, 349526, 299594,
   262144, 209716, 174763, 149797, 131072,
 };
+/* free()'s block-start test per class (tools/gen_size_classes.py, block_check) */
+typedef struct { uint64_t inverse; uint32_t objects; uint32_t shift; } swm_block_check_t;
+static const swm_block_check_t swm_class_check[41] = {
+  {0, 0, 0},
+  {0x0000000000000001u, 256, 4},
+  {0x0000000000000001u, 128, 5},
+  {0xaaaaaaaaaaaaaaabu, 85, 4},
+  {0x0000000000000001u, 64, 6},
+  {0xcccccccccccccccdu, 51, 4},
+  {0xaaaaaaaaaaaaaaabu, 42, 5},
+  {0x6db6db6db6db6db7u, 36, 4},
+  {0x0000000000000001u, 32, 7},
+  {0xcccccccccccccccdu, 25, 5},
+  {0xaaaaaaaaaaaaaaabu, 21, 6},
+  {0x6db6db6db6db6db7u, 18, 5},
+  {0x0000000000000001u, 16, 8},
+  {0xcccccccccccccccdu, 12, 6},
+  {0xaaaaaaaaaaaaaaabu, 10, 7},
+  {0x6db6db6db6db6db7u, 9, 6},
+  {0x0000000000000001u, 8, 9},
+  {0xcccccccccccccccdu, 12, 7},
+  {0xaaaaaaaaaaaaaaabu, 10, 8},
+  {0x6db6db6db6db6db7u, 9, 7},
+  {0x0000000000000001u, 8, 10},
+  {0xcccccccccccccccdu, 9, 8},
+  {0xaaaaaaaaaaaaaaabu, 8, 9},
+  {0x6db6db6db6db6db7u, 9, 8},
+  {0x0000000000000001u, 8, 11},
+  {0xcccccccccccccccdu, 8, 9},
+  {0xaaaaaaaaaaaaaaabu, 8, 10},
+  {0x6db6db6db6db6db7u, 8, 9},
+  {0x0000000000000001u, 8, 12},
+  {0xcccccccccccccccdu, 4, 10},
+  {0xaaaaaaaaaaaaaaabu, 4, 11},
+  {0x6db6db6db6db6db7u, 4, 10},
+  {0x0000000000000001u, 4, 13},
+  {0xcccccccccccccccdu, 4, 11},
+  {0xaaaaaaaaaaaaaaabu, 4, 12},
+  {0x6db6db6db6db6db7u, 4, 11},
+  {0x0000000000000001u, 4, 14},
+  {0xcccccccccccccccdu, 2, 12},
+  {0xaaaaaaaaaaaaaaabu, 2, 13},
+  {0x6db6db6db6db6db7u, 2, 12},
+  {0x0000000000000001u, 2, 15},
+};
 static const uint8_t swm_class_small_lookup[65] = {
   1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 10,
   10, 11, 11, 12, 12, 13, 13, 13, 13, 14, 14, 14,
@@ -124,5 +169,12 @@ static inline uint32_t swm_class_batch_size(uint32_t c) { return swm_class_batch
 /* floor(offset / size) for any offset inside a span of class c. */
 static inline __attribute__((always_inline)) uint64_t swm_class_block_index(uint32_t c, uint64_t offset) {
   return (offset * (uint64_t)swm_class_magic[c]) >> 32;
+}
+/* True when `offset` (< 2^32) from a span's start is where one of the
+ * span's blocks starts: size divides it and the block is inside the span. */
+static inline __attribute__((always_inline)) int swm_class_is_block_start(uint32_t c, uint64_t offset) {
+  const swm_block_check_t *k = &swm_class_check[c];
+  uint64_t q = offset * k->inverse;
+  return ((q >> k->shift) | (q << ((64 - k->shift) & 63))) < k->objects;
 }
 #endif

@@ -226,9 +226,7 @@ func checkedSpan(_ p: RawPtr, call: StaticString) -> SpanPtr {
   switch span.pointee.kind {
   case SpanKind.small:
     let sizeClass = UInt32(span.pointee.sizeClass)
-    let offset = address &- span.pointee.start
-    let index = swm_class_block_index(sizeClass, UInt64(offset))
-    if UInt(index) &* UInt(swm_class_to_size(sizeClass)) != offset || index >= UInt64(swm_class_span_objects(sizeClass)) {
+    if swm_class_is_block_start(sizeClass, UInt64(address &- span.pointee.start)) == 0 {
       Diagnostics.invalidPointer(call, p)
     }
     if p.load(fromByteOffset: 8, as: UInt.self) == address ^ Heap.state.pointee.tagSecret {

@@ -43,13 +43,14 @@ enum ThreadCache {
     (cache + binsBytes).assumingMemoryBound(to: Bin.self) + Int(sizeClass)
   }
 
-  /// The owner tag spans carry for this cache (Span.owner): caches are
-  /// 64-byte aligned metadata, so the address bits above 6 tell them apart
-  /// (two caches 2^38 bytes apart would share a tag: then a block may stay
-  /// in the wrong cache, which is allowed, only less tidy). Never 0.
+  /// The owner tag spans carry for this cache (Span.owner): the low 32 bits
+  /// of its address, compared as they are in free(). Two caches 4 GiB apart
+  /// would share a tag, and a cache at a 4 GiB boundary would have tag 0
+  /// ("no owner"): then a block may stay in the wrong cache or go back to
+  /// the central list, which is allowed, only less tidy.
   @inline(__always)
   static func id(_ cache: RawPtr) -> UInt32 {
-    UInt32(truncatingIfNeeded: UInt(bitPattern: cache) &>> 6) | 1
+    UInt32(truncatingIfNeeded: UInt(bitPattern: cache))
   }
 
   /// The calling thread's cache, created if it has none; nil once the thread

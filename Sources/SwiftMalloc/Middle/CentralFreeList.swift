@@ -177,13 +177,8 @@ enum Central {
   @inline(__always)
   static func decodeLink(_ block: RawPtr, span: SpanPtr, sizeClass: UInt32) -> RawPtr? {
     let next = block.load(as: UInt.self) ^ linkKey(block)
-    if next != 0 {
-      let offset = next &- span.pointee.start
-      let index = swm_class_block_index(sizeClass, UInt64(offset))
-      if next < span.pointee.start || index >= UInt64(swm_class_span_objects(sizeClass))
-          || UInt(index) &* UInt(swm_class_to_size(sizeClass)) != offset {
-        Diagnostics.fatal("malloc()", "corrupted free list (write after free?) at", block)
-      }
+    if next != 0 && swm_class_is_block_start(sizeClass, UInt64(next &- span.pointee.start)) == 0 {
+      Diagnostics.fatal("malloc()", "corrupted free list (write after free?) at", block)
     }
     return RawPtr(bitPattern: next)
   }
