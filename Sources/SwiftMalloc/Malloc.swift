@@ -160,6 +160,7 @@ func freeSpanBlock(_ p: RawPtr, span: SpanPtr, call: StaticString) {
     if address != span.pointee.start { Diagnostics.invalidPointer(call, p) }
     LargeBlocks.free(span)
   case SpanKind.free:
+    if !PageHeap.covers(span, address) { Diagnostics.invalidPointer(call, p) }  // a stale slot
     Diagnostics.doubleFree(call, p)
   case SpanKind.unmapped:
     // a freed mmap block started here (mmap blocks start on a page)

@@ -39,14 +39,18 @@ import Foundation
     #expect(PageMap.lookup(b.pointee.start + 4096 * 4) == b)
     let adjacent = b.pointee.start == a.pointee.end
     let start = a.pointee.start
+    let bStart = b.pointee.start
     PageHeap.freeSpan(a)
     PageHeap.freeSpan(b)
     let merged = PageMap.lookup(start)
     #expect(merged?.pointee.kind == SpanKind.free)
     if adjacent {
-      // both pages runs (and whatever free space followed) are one span now
+      // both pages runs (and whatever free space followed) are one span now,
+      // named by its first and last page and by the start of each freed block
       #expect(merged!.pointee.pages >= 8)
-      #expect(PageMap.lookup(start + 7 * 4096) == merged)
+      #expect(PageHeap.covers(merged!, start + 7 * 4096))
+      #expect(PageMap.lookup(merged!.pointee.end - 1) == merged)
+      #expect(PageMap.lookup(bStart) == merged)
     }
   }
 

@@ -235,6 +235,9 @@ func checkedSpan(_ p: RawPtr, call: StaticString) -> SpanPtr {
   case SpanKind.pageRun, SpanKind.mmap:
     if address != span.pointee.start { Diagnostics.invalidPointer(call, p) }
   case SpanKind.free, SpanKind.unmapped:
+    if span.pointee.kind == SpanKind.free && !PageHeap.covers(span, address) {
+      Diagnostics.invalidPointer(call, p)  // a stale slot inside a free span
+    }
     if address & OSMemory.pageMask == 0 || span.pointee.kind == SpanKind.free {
       Diagnostics.fatal(call, "use of freed pointer", p)
     }

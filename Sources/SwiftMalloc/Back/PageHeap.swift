@@ -8,6 +8,13 @@ import CShim
 ///   `lists[0]` holds the longer ones.
 /// - No two free spans of the same origin (sbrk or mmap) are adjacent: free()
 ///   coalesces at once.
+/// - Page map: every page of an allocated span (small or page run) names it;
+///   a free span is named by its first and last page (all that coalescing
+///   and trimming look up), and by the first page of every block freed into
+///   it, while its other pages may still name spans they belonged to before
+///   (never with small-block facts). So splitting and merging free spans
+///   writes two slots instead of one per page, and a lookup that lands on a
+///   stale slot is told apart by `covers` (the span does not contain it).
 /// - state.freeBytes / cleanBytes are the sums over the free spans.
 /// - The sbrk top span never holds more than M_TRIM_THRESHOLD free bytes after
 ///   a free: the excess goes back with a negative sbrk (keeping M_TOP_PAD).
@@ -130,7 +137,15 @@ enum PageHeap {
       }
     }
     if span.pointee.pages > pages, let tail = split(span, keeping: pages) { release(tail, touched: false) }
+    _ = PageMap.set(span.pointee.start, pages: span.pointee.pages, to: span)  // addRegion made the leaves
     return span
+  }
+
+  /// Whether `span` contains `address`: false for a stale page-map slot
+  /// inside a free span (see the invariants above).
+  @inline(__always)
+  static func covers(_ span: SpanPtr, _ address: UInt) -> Bool {
+    address &- span.pointee.start < span.pointee.bytes
   }
 
   /// Removes a free span of at least `pages` pages from the lists, cut to
@@ -204,8 +219,8 @@ enum PageHeap {
     tail.pointee.fromSbrk = span.pointee.fromSbrk
     tail.pointee.clean = span.pointee.clean
     tail.pointee.freedAt = span.pointee.freedAt
-    _ = PageMap.set(tail.pointee.start, pages: tail.pointee.pages, to: tail)  // leaves exist already
     span.pointee.pages = keeping
+    PageMap.setEdges(tail)  // the caller frees the tail or writes all its pages
     return tail
   }
 
@@ -240,10 +255,10 @@ enum PageHeap {
       span.pointee.clean = false
       span.pointee.freedAt = UInt32(truncatingIfNeeded: swm_now_ms())
     }
+    let freedStart = span.pointee.start
     if let left = PageMap.lookup(span.pointee.start &- 1), left.pointee.kind == SpanKind.free,
        left.pointee.end == span.pointee.start, left.pointee.fromSbrk == span.pointee.fromSbrk {
       removeFree(left)
-      _ = PageMap.set(span.pointee.start, pages: span.pointee.pages, to: left)
       left.pointee.pages &+= span.pointee.pages
       left.pointee.freedAt = newerDirty(left, span)
       left.pointee.clean = left.pointee.clean && span.pointee.clean
@@ -253,12 +268,14 @@ enum PageHeap {
     if let right = PageMap.lookup(span.pointee.end), right.pointee.kind == SpanKind.free,
        right.pointee.start == span.pointee.end, right.pointee.fromSbrk == span.pointee.fromSbrk {
       removeFree(right)
-      _ = PageMap.set(right.pointee.start, pages: right.pointee.pages, to: span)
+      PageMap.setPage(right.pointee.start, to: span)
       span.pointee.pages &+= right.pointee.pages
       span.pointee.freedAt = newerDirty(span, right)
       span.pointee.clean = span.pointee.clean && right.pointee.clean
       Meta.freeSpan(right)
     }
+    PageMap.setPage(freedStart, to: span)  // a second free of this block finds a free span
+    PageMap.setEdges(span)
     var released = false
     let state = Heap.state
     guard let kept = trim ? trimTop(span, threshold: state.pointee.trimThreshold, pad: state.pointee.topPad,
@@ -312,6 +329,7 @@ enum PageHeap {
       Meta.freeSpan(span)
       return nil
     }
+    PageMap.setEdges(span)
     return span
   }
 

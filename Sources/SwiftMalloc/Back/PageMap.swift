@@ -73,6 +73,17 @@ enum PageMap {
     return true
   }
 
+  /// Sends the first and the last page of `span` to it (its leaves exist).
+  static func setEdges(_ span: SpanPtr) {
+    setPage(span.pointee.start, to: span)
+    setPage(span.pointee.end &- OSMemory.pageSize, to: span)
+  }
+
+  /// Sends the page holding `address` to `span` (its leaf exists).
+  static func setPage(_ address: UInt, to span: SpanPtr) {
+    entry(address)!.pointee = PageEntry(span: span, small: 0)
+  }
+
   /// Writes the small-block facts of every page of `span` (kind small, its
   /// pages already sent to it), or clears them (`clear`).
   static func setSmall(_ span: SpanPtr, clear: Bool = false) {
