@@ -3,13 +3,12 @@
 
 Classes: 16-byte steps up to 128 bytes, then four classes per power of two up
 to 32 KiB (SWM_MAX_SMALL). Each class gets a span length (pages), the batch it
-moves between a thread cache and its central list, and a reciprocal that turns
-"offset / size" into a multiply. The generator checks every property the
+moves between a thread cache and its central list, and the constants of
+free()'s block-start test (one multiply, one rotate, one compare). The generator checks every property the
 allocator relies on and refuses to write a table that breaks one:
   - sizes are multiples of 16 and strictly increasing;
   - every request 0..SWM_MAX_SMALL maps to the smallest class that fits it;
   - a span wastes at most 12.5% of its bytes at its tail;
-  - the reciprocal gives the exact block index for every offset in a span;
   - the block-start test (below) accepts exactly the offsets of the span's
     blocks.
 Run `python3 tools/gen_size_classes.py` after a change; `--check` (run by
@@ -19,7 +18,6 @@ import sys, os
 
 PAGE = 4096
 MAX_SMALL = 32768
-SMALL_LOOKUP_MAX = 1024      # requests up to here index by 16-byte step
 MAX_WASTE = 0.125
 
 def class_sizes():
@@ -60,9 +58,6 @@ def rotr(x, k):
     x &= (1 << 64) - 1
     return ((x >> k) | (x << ((64 - k) & 63))) & ((1 << 64) - 1)
 
-def magic(size):
-    return -(-(1 << 32) // size)   # ceil(2^32 / size)
-
 def build():
     sizes = class_sizes()
     rows = []
@@ -70,35 +65,28 @@ def build():
         pages = span_pages(s)
         span = pages * PAGE
         objs = span // s
-        m = magic(s)
-        # the reciprocal must give floor(o / s) for every offset o in the span;
-        # floor is monotone, so checking both sides of each block edge suffices
-        for k in range(objs + 1):
-            for o in (k * s - 1, k * s):
-                if 0 <= o < span and (o * m) >> 32 != o // s:
-                    raise SystemExit(f"reciprocal of {s} fails at offset {o}")
         inverse, shift = block_check(s)
         for o in range(span):
             if (rotr(o * inverse, shift) < objs) != (o % s == 0 and o // s < objs):
                 raise SystemExit(f"block-start test of {s} fails at offset {o}")
-        rows.append((s, pages, objs, (span - objs * s) * 100.0 / span, batch(s), m, inverse, shift))
+        rows.append((s, pages, objs, (span - objs * s) * 100.0 / span, batch(s), inverse, shift))
     assert all(s % 16 == 0 for s in sizes) and sizes == sorted(set(sizes))
-    small = [0] * (SMALL_LOOKUP_MAX // 16 + 1)
+    # one byte per 16-byte step up to MAX_SMALL (2 KiB): malloc's class is a
+    # single load, and the sizes a program uses share a few cache lines
+    lookup = [0] * (MAX_SMALL // 16 + 1)
     large = [0] * (MAX_SMALL // 128 + 1)
     def cls(n):
         return next(i + 1 for i, s in enumerate(sizes) if s >= max(n, 1))
-    for i in range(len(small)):
-        small[i] = cls(i * 16)
-    for i in range(len(large)):
-        large[i] = cls(max(i * 128, SMALL_LOOKUP_MAX + 1)) if i * 128 > SMALL_LOOKUP_MAX else 0
+    for i in range(len(lookup)):
+        lookup[i] = cls(i * 16)
     for n in range(0, MAX_SMALL + 1):
-        c = small[(n + 15) >> 4] if n <= SMALL_LOOKUP_MAX else large[(n + 127) >> 7]
+        c = lookup[(n + 15) >> 4]
         if sizes[c - 1] < n or (c > 1 and sizes[c - 2] >= max(n, 1)):
             raise SystemExit(f"lookup of {n} gives class {c}")
-    return sizes, rows, small, large
+    return sizes, rows, lookup
 
 def render():
-    sizes, rows, small, large = build()
+    sizes, rows, lookup = build()
     n = len(sizes)
     out = []
     w = out.append
@@ -110,10 +98,9 @@ def render():
     w("")
     w(f"#define SWM_NUM_CLASSES {n + 1}   /* class 0 means \"not a small block\" */")
     w(f"#define SWM_MAX_SMALL {MAX_SMALL}")
-    w(f"#define SWM_SMALL_LOOKUP_MAX {SMALL_LOOKUP_MAX}")
     w("")
     w("/* class  size  pages  objects/span  tail waste  batch */")
-    for i, (s, p, o, waste, b, m, _, _) in enumerate(rows):
+    for i, (s, p, o, waste, b, _, _) in enumerate(rows):
         w(f"/* {i + 1:5d} {s:6d} {p:5d} {o:9d} {waste:10.2f}% {b:6d} */")
     def arr(ctype, name, vals):
         w(f"static const {ctype} {name}[{len(vals)}] = {{")
@@ -124,30 +111,23 @@ def render():
     arr("uint16_t", "swm_class_pages", [0] + [r[1] for r in rows])
     arr("uint16_t", "swm_class_objects", [0] + [r[2] for r in rows])
     arr("uint16_t", "swm_class_batch", [0] + [r[4] for r in rows])
-    arr("uint32_t", "swm_class_magic", [0] + [r[5] for r in rows])
     w("/* free()'s block-start test per class (tools/gen_size_classes.py, block_check) */")
     w("typedef struct { uint64_t inverse; uint32_t objects; uint32_t shift; } swm_block_check_t;")
     w(f"static const swm_block_check_t swm_class_check[{n + 1}] = {{")
     w("  {0, 0, 0},")
     for r in rows:
-        w(f"  {{0x{r[6]:016x}u, {r[2]}, {r[7]}}},")
+        w(f"  {{0x{r[5]:016x}u, {r[2]}, {r[6]}}},")
     w("};")
-    arr("uint8_t", "swm_class_small_lookup", small)
-    arr("uint8_t", "swm_class_large_lookup", large)
+    arr("uint8_t", "swm_class_lookup", lookup)
     w("")
     w("/* The class of a request of n bytes, n <= SWM_MAX_SMALL. */")
     w("static inline __attribute__((always_inline)) uint32_t swm_size_to_class(size_t n) {")
-    w("  return n <= SWM_SMALL_LOOKUP_MAX ? swm_class_small_lookup[(n + 15) >> 4]")
-    w("                                   : swm_class_large_lookup[(n + 127) >> 7];")
+    w("  return swm_class_lookup[(n + 15) >> 4];")
     w("}")
     w("static inline __attribute__((always_inline)) size_t swm_class_to_size(uint32_t c) { return swm_class_size[c]; }")
     w("static inline uint32_t swm_class_span_pages(uint32_t c) { return swm_class_pages[c]; }")
     w("static inline uint32_t swm_class_span_objects(uint32_t c) { return swm_class_objects[c]; }")
     w("static inline uint32_t swm_class_batch_size(uint32_t c) { return swm_class_batch[c]; }")
-    w("/* floor(offset / size) for any offset inside a span of class c. */")
-    w("static inline __attribute__((always_inline)) uint64_t swm_class_block_index(uint32_t c, uint64_t offset) {")
-    w("  return (offset * (uint64_t)swm_class_magic[c]) >> 32;")
-    w("}")
     w("/* True when `offset` (< 2^32) from a span's start is where one of the")
     w(" * span's blocks starts: size divides it and the block is inside the span. */")
     w("static inline __attribute__((always_inline)) int swm_class_is_block_start(uint32_t c, uint64_t offset) {")

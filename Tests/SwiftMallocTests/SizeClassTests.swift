@@ -37,15 +37,20 @@ import CShim
     }
   }
 
-  @Test func reciprocalGivesTheBlockIndexForEveryOffset() {
+  @Test func blockStartTestAcceptsExactlyTheBlocksOfASpan() {
     for c in 1..<UInt32(SWM_NUM_CLASSES) {
       let size = UInt64(swm_class_to_size(c))
+      let objects = UInt64(swm_class_span_objects(c))
       let spanBytes = UInt64(swm_class_span_pages(c)) * 4096
       var offset: UInt64 = 0
-      while offset < spanBytes {
-        #expect(swm_class_block_index(c, offset) == offset / size)
+      while offset < spanBytes + 8192 {
+        let isStart = offset % size == 0 && offset / size < objects
+        #expect((swm_class_is_block_start(c, offset) != 0) == isStart, "class \(c) offset \(offset)")
         offset += 1 + (offset % 7)  // dense but not exhaustive: ~1/4 of the offsets
       }
+      // every block start exactly, and offsets "below" the span (wrapped)
+      for k in 0..<objects { #expect(swm_class_is_block_start(c, k * size) != 0) }
+      #expect(swm_class_is_block_start(c, UInt64(0) &- size) == 0)
     }
   }
 }
