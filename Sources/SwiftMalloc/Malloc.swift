@@ -19,10 +19,11 @@
 //   LargeBlocks (Back/LargeBlocks.swift)   requests of M_MMAP_THRESHOLD and up:
 //       one mmap each, munmapped on free, mremapped on realloc.
 //   PageMap (Back/PageMap.swift)   page number -> Span, for every page of every
-//       page-heap span and the first page of every mmap block; a page of a
-//       small span also carries its class, its offset in the span and the
-//       span's owner, so free() of a small block reads that slot only. free()
-//       rejects what the map does not know.
+//       allocated page-heap span, the edges of every free span and the first
+//       page of every mmap block; a page of a small span also carries its
+//       class, its offset in the span and the span's owner, so free() of a
+//       small block reads that slot only. free() rejects what the map does
+//       not know.
 //
 // malloc(n), step by step:
 //   1. n <= smallLimit: the class comes from a table lookup; pop the thread
@@ -33,8 +34,8 @@
 // Larger requests go to the page heap as a page run (below the mmap
 // threshold) or to mmap.
 //
-// free(p): p's page-map slot gives its class and owner; a small block is checked (block start,
-// not already freed) and pushed on the thread cache's bin when this thread
+// free(p): p's page-map slot gives its class and owner; a small block is
+// checked (block start, not already freed) and pushed on the thread cache's bin when this thread
 // owns the span (else on the cache's outgoing list for the central list); a
 // full bin gives a batch back to the central list, and a span whose blocks are all back goes to
 // the page heap, which coalesces it and trims the sbrk top.
@@ -79,9 +80,9 @@ func deallocate(_ p: RawPtr, call: StaticString) {
   let address = UInt(bitPattern: p)
   guard let entry = PageMap.entry(address) else { Diagnostics.invalidPointer(call, p) }
   let small = entry.pointee.small
-  if small != 0 {
-    let sizeClass = UInt32(truncatingIfNeeded: small & 0xff)
-    let offset = (address & OSMemory.pageMask) | (small & 0xffff_f000)
+  if small.isSmall {
+    let sizeClass = small.sizeClass
+    let offset = (address & OSMemory.pageMask) | small.pageOffset
     if swm_class_is_block_start(sizeClass, UInt64(offset)) == 0 {
       Diagnostics.invalidPointer(call, p)  // inside a block, or past the span's last block
     }
@@ -89,7 +90,7 @@ func deallocate(_ p: RawPtr, call: StaticString) {
     if p.load(fromByteOffset: 8, as: UInt.self) == tag {
       Diagnostics.doubleFree(call, p)
     }
-    if let cache = swm_tls_get(), UInt32(truncatingIfNeeded: small &>> 32) == ThreadCache.id(cache) {
+    if let cache = swm_tls_get(), small.owner == ThreadCache.id(cache) {
       let bin = cache.assumingMemoryBound(to: Bin.self) + Int(sizeClass)
       if bin.pointee.count < bin.pointee.limit {
         p.storeBytes(of: bin.pointee.head, as: RawPtr?.self)
@@ -136,15 +137,14 @@ func mallocSlowOnce(_ size: UInt) -> RawPtr? {
   return PageHeap.allocateRun(size, alignment: OSMemory.pageSize, zeroed: nil)
 }
 
+/// free's slow path for a checked small block (few arguments, so that the
+/// fast path reaches it by a tail jump).
 @inline(never)
-/// (Few arguments, so that the fast path reaches it by a tail jump.)
-func freeSmallSlow(_ p: RawPtr, small: UInt, call: StaticString) {
-  let sizeClass = UInt32(truncatingIfNeeded: small & 0xff)
-  let owner = UInt32(truncatingIfNeeded: small &>> 32)
+func freeSmallSlow(_ p: RawPtr, small: SmallFacts, call: StaticString) {
   let tag = UInt(bitPattern: p) ^ Heap.state.pointee.tagSecret
-  if Heap.state.pointee.secure != 0 { return Secure.free(p, sizeClass: sizeClass, tag: tag, call: call) }
+  if Heap.state.pointee.secure != 0 { return Secure.free(p, sizeClass: small.sizeClass, tag: tag, call: call) }
   p.storeBytes(of: tag, toByteOffset: 8, as: UInt.self)
-  ThreadCache.freeSlow(p, sizeClass: sizeClass, owner: owner)
+  ThreadCache.freeSlow(p, sizeClass: small.sizeClass, owner: small.owner)
 }
 
 /// free() of a block that is not a small one: a page run, an mmap block, or

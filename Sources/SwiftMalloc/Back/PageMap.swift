@@ -6,10 +6,7 @@ import CShim
 /// (a second, dependent cache line, one per span: the stall that made free
 /// three times the cost of malloc under many threads).
 ///
-/// `small` is 0 unless the page belongs to a span of kind `small`; then
-///   bits 0..7    the size class (never 0),
-///   bits 12..31  the byte offset of this page from the span's start,
-///   bits 32..63  the span's owner (Span.owner, a ThreadCache.id, or 0).
+/// `small` is empty unless the page belongs to a span of kind `small`.
 /// Invariants: `small` agrees with the span's sizeClass, start and owner at
 /// every moment the span is small: it is written when the span becomes small
 /// (Central.newSpan), when its owner changes (Central.fetch, under the class
@@ -18,16 +15,30 @@ import CShim
 /// that only decides which list a freed block goes to, never correctness.
 struct PageEntry {
   var span: SpanPtr?
-  var small: UInt
+  var small: SmallFacts
+}
 
-  @inline(__always) var sizeClass: UInt32 { UInt32(truncatingIfNeeded: small & 0xff) }
-  @inline(__always) var pageOffset: UInt { small & 0xffff_f000 }
-  @inline(__always) var owner: UInt32 { UInt32(truncatingIfNeeded: small &>> 32) }
+/// A small span's facts for one of its pages, in one word:
+///   bits 0..7    the size class (never 0, so the word is 0 only when empty),
+///   bits 12..31  the byte offset of this page from the span's start,
+///   bits 32..63  the span's owner (Span.owner, a ThreadCache.id, or 0).
+struct SmallFacts {
+  var bits: UInt
+
+  static let none = SmallFacts(bits: 0)
 
   @inline(__always)
-  static func small(sizeClass: UInt32, pageOffset: UInt, owner: UInt32) -> UInt {
-    UInt(sizeClass) | pageOffset | (UInt(owner) &<< 32)
+  init(bits: UInt) { self.bits = bits }
+
+  @inline(__always)
+  init(sizeClass: UInt32, pageOffset: UInt, owner: UInt32) {
+    bits = UInt(sizeClass) | pageOffset | (UInt(owner) &<< 32)
   }
+
+  @inline(__always) var isSmall: Bool { bits != 0 }
+  @inline(__always) var sizeClass: UInt32 { UInt32(truncatingIfNeeded: bits & 0xff) }
+  @inline(__always) var pageOffset: UInt { bits & 0xffff_f000 }
+  @inline(__always) var owner: UInt32 { UInt32(truncatingIfNeeded: bits &>> 32) }
 }
 
 /// Page number -> PageEntry, as a two-level radix tree over 47-bit addresses:
@@ -66,7 +77,7 @@ enum PageMap {
       }
       let leafEnd = min(last, ((page &>> leafBits) &+ 1) &<< leafBits)
       while page < leafEnd {
-        leaf[Int(page & ((1 << leafBits) - 1))] = PageEntry(span: span, small: 0)
+        leaf[Int(page & ((1 << leafBits) - 1))] = PageEntry(span: span, small: .none)
         page &+= 1
       }
     }
@@ -81,7 +92,7 @@ enum PageMap {
 
   /// Sends the page holding `address` to `span` (its leaf exists).
   static func setPage(_ address: UInt, to span: SpanPtr) {
-    entry(address)!.pointee = PageEntry(span: span, small: 0)
+    entry(address)!.pointee = PageEntry(span: span, small: .none)
   }
 
   /// Writes the small-block facts of every page of `span` (kind small, its
@@ -92,7 +103,7 @@ enum PageMap {
     var offset: UInt = 0
     while offset < span.pointee.bytes {
       let slot = entry(span.pointee.start &+ offset)!
-      slot.pointee.small = clear ? 0 : PageEntry.small(sizeClass: sizeClass, pageOffset: offset, owner: owner)
+      slot.pointee.small = clear ? .none : SmallFacts(sizeClass: sizeClass, pageOffset: offset, owner: owner)
       offset &+= OSMemory.pageSize
     }
   }

@@ -20,8 +20,9 @@ enum SpanKind {
 ///
 /// Invariants:
 /// - `start` is page aligned; the span covers [start, start + pages * 4096).
-/// - free, small and pageRun spans: the page map sends every page of the span
-///   to this struct. mmap spans: only the first page.
+/// - small and pageRun spans: the page map sends every page of the span to
+///   this struct; free spans: their first and last page (see PageHeap);
+///   mmap spans: only the first page.
 /// - `sizeClass != 0` exactly when kind == small; then every page's
 ///   PageEntry.small repeats sizeClass, the page's offset and `owner` (the
 ///   free fast path reads only that).
