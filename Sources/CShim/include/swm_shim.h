@@ -51,6 +51,10 @@ static inline uintptr_t swm_atomic_load(uintptr_t *p) {
 static inline void swm_atomic_store(uintptr_t *p, uintptr_t v) {
   atomic_store_explicit((_Atomic uintptr_t *)p, v, memory_order_release);
 }
+/* A hint to start loading the line holding p (for a read). */
+static inline __attribute__((always_inline)) void swm_prefetch(const void *p) {
+  __builtin_prefetch(p, 0, 3);
+}
 static inline uintptr_t swm_atomic_add(uintptr_t *p, uintptr_t v) {
   return atomic_fetch_add_explicit((_Atomic uintptr_t *)p, v, memory_order_relaxed);
 }

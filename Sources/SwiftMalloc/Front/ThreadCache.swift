@@ -152,17 +152,10 @@ enum ThreadCache {
 
   /// Gives the first `count` blocks of a bin back to the central list.
   static func releaseBatch(_ bin: UnsafeMutablePointer<Bin>, sizeClass: UInt32, count: UInt32) {
-    guard let first = bin.pointee.head, count > 0 else { return }
-    var last = first
-    var n: UInt32 = 1
-    while n < count, let next = last.load(as: RawPtr?.self) {
-      last = next
-      n &+= 1
-    }
-    bin.pointee.head = last.load(as: RawPtr?.self)
+    guard bin.pointee.head != nil, count > 0 else { return }
+    let n = min(count, bin.pointee.count)
+    bin.pointee.head = Central.release(sizeClass, head: bin.pointee.head, count: n)
     bin.pointee.count &-= n
-    last.storeBytes(of: nil, as: RawPtr?.self)
-    Central.release(sizeClass, head: first)
   }
 
   /// Empties every bin and outgoing list of `cache` into the central lists.
