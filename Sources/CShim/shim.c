@@ -13,7 +13,11 @@ extern void swmcore_fork_prepare(void);
 extern void swmcore_fork_parent(void);
 extern void swmcore_fork_child(void);
 
-__thread void *swm_tls_cache __attribute__((tls_model("initial-exec"))) = NULL;
+/* A thread's slot starts at the fresh sentinel, all-zero bins (empty, limit
+ * 0): a thread's first malloc and free miss without a NULL test on the fast
+ * path, and the slow path sees the sentinel and creates the cache. */
+__attribute__((visibility("hidden"), aligned(64))) unsigned char swm_fresh_cache[SWM_FRESH_CACHE_BYTES];
+__thread void *swm_tls_cache __attribute__((tls_model("initial-exec"))) = swm_fresh_cache;
 
 __attribute__((visibility("hidden"))) void *swm_pagemap_root[1u << SWM_PAGEMAP_ROOT_BITS];
 __attribute__((visibility("hidden"))) swm_lock_t swm_locks[SWM_NUM_LOCKS];

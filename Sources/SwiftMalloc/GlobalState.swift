@@ -96,7 +96,7 @@ enum Heap {
   /// Gives the calling thread's cached blocks and every class's kept empty
   /// span back to the page heap (malloc_trim, and before failing a request).
   static func releaseCachedMemory() {
-    if let cache = swm_tls_get(), cache != ThreadCache.dead { ThreadCache.flush(cache) }
+    if let cache = ThreadCache.existing() { ThreadCache.flush(cache) }
     Central.releaseEmptySpans()
   }
 
@@ -107,7 +107,8 @@ enum Heap {
     defer { swm_unlock(lock) }
     if state.pointee.initialized != 0 { return }
     if MemoryLayout<GlobalState>.size > 1024
-      || ThreadCache.binsBytes > 1792 - 1024 || MemoryLayout<Span>.stride > Int(Meta.spanBytes)
+      || ThreadCache.binsBytes > 1792 - 1024 || ThreadCache.binsBytes > Int(SWM_FRESH_CACHE_BYTES)
+      || MemoryLayout<Span>.stride > Int(Meta.spanBytes)
       || MemoryLayout<CentralFreeList>.stride * Int(SWM_NUM_CLASSES) > 8192 - 2048
       || 8192 + MemoryLayout<SpanList>.stride * (PageHeap.exactLists + 1) > Secure.quarantineOffset
       || Secure.quarantineOffset + 8 * Int(Secure.quarantineSlots) > Int(swm_state_bytes()) {

@@ -52,16 +52,22 @@ public typealias RawPtr = UnsafeMutableRawPointer
 /// Pops a block from the calling thread's bin; nil means "take the slow path".
 @inline(__always)
 func mallocFast(_ size: UInt) -> RawPtr? {
-  if size <= Heap.state.pointee.smallLimit, let cache = swm_tls_get() {
-    let bin = cache.assumingMemoryBound(to: Bin.self) + Int(swm_size_to_class(Int(bitPattern: size)))
-    if let block = bin.pointee.head {
-      bin.pointee.head = block.load(as: RawPtr?.self)
-      bin.pointee.count &-= 1
-      block.storeBytes(of: 0, toByteOffset: 8, as: UInt.self)  // clear the freed tag
-      return block
-    }
+  if size <= Heap.state.pointee.smallLimit {
+    return popBin(swm_size_to_class(Int(bitPattern: size)))
   }
   return nil
+}
+
+/// A block from the calling thread's bin of `sizeClass`, nil when it is
+/// empty (or the slot holds a sentinel).
+@inline(__always)
+func popBin(_ sizeClass: UInt32) -> RawPtr? {
+  let bin = swm_tls_get().assumingMemoryBound(to: Bin.self) + Int(sizeClass)
+  guard let block = bin.pointee.head else { return nil }
+  bin.pointee.head = block.load(as: RawPtr?.self)
+  bin.pointee.count &-= 1
+  block.storeBytes(of: 0, toByteOffset: 8, as: UInt.self)  // clear the freed tag
+  return block
 }
 
 @inline(__always)
@@ -90,7 +96,8 @@ func deallocate(_ p: RawPtr, call: StaticString) {
     if p.load(fromByteOffset: 8, as: UInt.self) == tag {
       Diagnostics.doubleFree(call, p)
     }
-    if let cache = swm_tls_get(), small.owner == ThreadCache.id(cache) {
+    let cache = swm_tls_get()
+    if small.owner == ThreadCache.id(cache) {
       let bin = cache.assumingMemoryBound(to: Bin.self) + Int(sizeClass)
       if bin.pointee.count < bin.pointee.limit {
         p.storeBytes(of: bin.pointee.head, as: RawPtr?.self)

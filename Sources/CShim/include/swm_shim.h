@@ -28,8 +28,17 @@
 
 extern __thread void *swm_tls_cache __attribute__((tls_model("initial-exec"), visibility("hidden")));
 
-static inline __attribute__((always_inline)) void *swm_tls_get(void) { return swm_tls_cache; }
+/* The calling thread's cache, the fresh sentinel before it has one, or the
+ * dead cache after it was torn down: never NULL. */
+static inline __attribute__((always_inline, returns_nonnull)) void *swm_tls_get(void) { return swm_tls_cache; }
 static inline __attribute__((always_inline)) void swm_tls_set(void *cache) { swm_tls_cache = cache; }
+
+/* Room for the sentinel's bins (ThreadCache.binsBytes, checked at init). */
+#define SWM_FRESH_CACHE_BYTES 1024
+static inline __attribute__((always_inline, returns_nonnull)) void *swm_fresh_cache_get(void) {
+  extern unsigned char swm_fresh_cache[] __attribute__((visibility("hidden")));
+  return swm_fresh_cache;
+}
 
 /* Registers the calling thread's cache with the exit key so that the
  * destructor returns it. Returns 0 when the key does not exist yet (before

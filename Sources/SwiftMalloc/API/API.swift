@@ -151,15 +151,7 @@ func alignedAllocate(_ alignment: UInt, _ size: UInt) -> RawPtr? {
 
 @inline(__always)
 func allocateClass(_ sizeClass: UInt32) -> RawPtr? {
-  if let cache = swm_tls_get() {
-    let bin = cache.assumingMemoryBound(to: Bin.self) + Int(sizeClass)
-    if let block = bin.pointee.head {
-      bin.pointee.head = block.load(as: RawPtr?.self)
-      bin.pointee.count &-= 1
-      block.storeBytes(of: 0, toByteOffset: 8, as: UInt.self)
-      return block
-    }
-  }
+  if let block = popBin(sizeClass) { return block }
   return ThreadCache.allocateSlow(sizeClass: sizeClass)
 }
 

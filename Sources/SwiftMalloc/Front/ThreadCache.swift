@@ -19,10 +19,13 @@ struct Bin {
 /// spans this thread owns (Span.owner), for reuse here; an outgoing list
 /// holds blocks this thread freed from other threads' spans, given back to
 /// the central list a batch at a time and never reused here.
-/// It is created on the thread's first slow path and given back by the
-/// pthread key destructor when the thread exits; from then on the slot holds
-/// the dead cache, whose empty, zero-limit bins send every call to the slow
-/// path, which then works on the central lists directly.
+/// Until the thread's first slow path its slot holds the fresh sentinel
+/// (swm_fresh_cache: empty bins, limit 0, so both fast paths miss); the slow
+/// path creates the cache. The pthread key destructor gives the cache back
+/// when the thread exits; from then on the slot holds the dead cache, whose
+/// empty, zero-limit bins also send every call to the slow path, which then
+/// works on the central lists directly. Neither sentinel has outgoing lists
+/// or a header: only `existing()` and `current()` caches do.
 enum ThreadCache {
   struct Header {
     var registered: UInt
@@ -32,6 +35,14 @@ enum ThreadCache {
   static let deadOffset = 1024
 
   @inline(__always) static var dead: RawPtr { swm_state() + deadOffset }
+  @inline(__always) static var fresh: RawPtr { swm_fresh_cache_get() }
+
+  /// The calling thread's cache if it has a real one (not a sentinel).
+  @inline(__always)
+  static func existing() -> RawPtr? {
+    let cache = swm_tls_get()
+    return cache == fresh || cache == dead ? nil : cache
+  }
 
   @inline(__always)
   static func header(_ cache: RawPtr) -> UnsafeMutablePointer<Header> {
@@ -57,12 +68,11 @@ enum ThreadCache {
   /// has been torn down (or when no memory is left for a cache).
   @inline(__always)
   static func current() -> RawPtr? {
-    if let cache = swm_tls_get() {
-      if cache == dead { return nil }
-      if header(cache).pointee.registered == 0 { register(cache) }
-      return cache
-    }
-    return create()
+    let cache = swm_tls_get()
+    if cache == fresh { return create() }
+    if cache == dead { return nil }
+    if header(cache).pointee.registered == 0 { register(cache) }
+    return cache
   }
 
   @inline(never)
