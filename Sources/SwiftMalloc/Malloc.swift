@@ -79,13 +79,12 @@ func allocate(_ size: UInt) -> RawPtr? {
 // MARK: - free fast path
 
 /// Frees `p` (not nil). `call` names the API function for messages.
-/// A small block needs only its page-map slot (class, offset of its page in
-/// the span, owner): the Span struct is not read.
+/// A small block needs only its page's SmallFacts (class, offset of its page
+/// in the span, owner): the Span struct is not read.
 @inline(__always)
 func deallocate(_ p: RawPtr, call: StaticString) {
   let address = UInt(bitPattern: p)
-  guard let entry = PageMap.entry(address) else { Diagnostics.invalidPointer(call, p) }
-  let small = entry.pointee.small
+  guard let small = PageMap.smallFacts(address) else { Diagnostics.invalidPointer(call, p) }
   if small.isSmall {
     let sizeClass = small.sizeClass
     let offset = (address & OSMemory.pageMask) | small.pageOffset
@@ -110,8 +109,7 @@ func deallocate(_ p: RawPtr, call: StaticString) {
     freeSmallSlow(p, small: small, call: call)
     return
   }
-  guard let span = entry.pointee.span else { Diagnostics.invalidPointer(call, p) }
-  freeSpanBlock(p, span: span, call: call)
+  freeSpanBlock(p, call: call)
 }
 
 // MARK: - slow paths
@@ -157,8 +155,9 @@ func freeSmallSlow(_ p: RawPtr, small: SmallFacts, call: StaticString) {
 /// free() of a block that is not a small one: a page run, an mmap block, or
 /// a pointer into a span that is free (a double free).
 @inline(never)
-func freeSpanBlock(_ p: RawPtr, span: SpanPtr, call: StaticString) {
+func freeSpanBlock(_ p: RawPtr, call: StaticString) {
   let address = UInt(bitPattern: p)
+  guard let span = PageMap.lookup(address) else { Diagnostics.invalidPointer(call, p) }
   switch span.pointee.kind {
   case SpanKind.pageRun:
     if address != span.pointee.start { Diagnostics.invalidPointer(call, p) }

@@ -24,7 +24,7 @@ enum SpanKind {
 ///   this struct; free spans: their first and last page (see PageHeap);
 ///   mmap spans: only the first page.
 /// - `sizeClass != 0` exactly when kind == small; then every page's
-///   PageEntry.small repeats sizeClass, the page's offset and `owner` (the
+///   SmallFacts in the page map repeat sizeClass, the page's offset and `owner` (the
 ///   free fast path reads only that).
 /// - small spans: blocks are [start + k * size); blocks below `bumpNext` were
 ///   handed out at least once, each either out (counted in `used`) or on
