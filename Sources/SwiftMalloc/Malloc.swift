@@ -78,14 +78,17 @@ func allocate(_ size: UInt) -> RawPtr? {
 
 // MARK: - free fast path
 
-/// Frees `p` (not nil). `call` names the API function for messages.
-/// A small block needs only its page's SmallFacts (class, offset of its page
-/// in the span, owner): the Span struct is not read.
+/// Frees `pointer`; nil does nothing. `call` names the API function for
+/// messages. A small block needs only its page's SmallFacts (class, offset
+/// of its page in the span, owner): the Span struct is not read. NULL needs
+/// no test of its own here: page 0 is never in a small span, so it reaches
+/// freeSpanBlock, which returns for it.
 @inline(__always)
-func deallocate(_ p: RawPtr, call: StaticString) {
-  let address = UInt(bitPattern: p)
-  guard let small = PageMap.smallFacts(address) else { Diagnostics.invalidPointer(call, p) }
+func deallocate(_ pointer: RawPtr?, call: StaticString) {
+  let address = UInt(bitPattern: pointer)
+  guard let small = PageMap.smallFacts(address) else { return freeSpanBlock(pointer, call: call) }
   if small.isSmall {
+    let p = pointer.unsafelyUnwrapped  // page 0 is never small
     let sizeClass = small.sizeClass
     let offset = (address & OSMemory.pageMask) | small.pageOffset
     if swm_class_is_block_start(sizeClass, UInt64(offset)) == 0 {
@@ -109,7 +112,7 @@ func deallocate(_ p: RawPtr, call: StaticString) {
     freeSmallSlow(p, small: small, call: call)
     return
   }
-  freeSpanBlock(p, call: call)
+  freeSpanBlock(pointer, call: call)
 }
 
 // MARK: - slow paths
@@ -153,9 +156,10 @@ func freeSmallSlow(_ p: RawPtr, small: SmallFacts, call: StaticString) {
 }
 
 /// free() of a block that is not a small one: a page run, an mmap block, or
-/// a pointer into a span that is free (a double free).
+/// a pointer into a span that is free (a double free); or of NULL.
 @inline(never)
-func freeSpanBlock(_ p: RawPtr, call: StaticString) {
+func freeSpanBlock(_ pointer: RawPtr?, call: StaticString) {
+  guard let p = pointer else { return }
   let address = UInt(bitPattern: p)
   guard let span = PageMap.lookup(address) else { Diagnostics.invalidPointer(call, p) }
   switch span.pointee.kind {

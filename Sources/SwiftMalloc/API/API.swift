@@ -14,7 +14,6 @@ public func swmcore_malloc(_ size: UInt) -> RawPtr? {
 
 @_cdecl("swmcore_free")
 public func swmcore_free(_ p: RawPtr?) {
-  guard let p else { return }
   deallocate(p, call: "free()")
 }
 
