@@ -7,7 +7,7 @@ import CShim
 // own thread cache; other threads' caches are unreachable there (as their
 // threads are) and stay allocated.
 
-@_cdecl("swmcore_fork_prepare")
+@c(swmcore_fork_prepare)
 func swmcore_fork_prepare() {
   var i: UInt32 = 0
   while i < swm_lock_count() {
@@ -16,7 +16,7 @@ func swmcore_fork_prepare() {
   }
 }
 
-@_cdecl("swmcore_fork_parent")
+@c(swmcore_fork_parent)
 func swmcore_fork_parent() {
   var i = swm_lock_count()
   while i > 0 {
@@ -25,7 +25,7 @@ func swmcore_fork_parent() {
   }
 }
 
-@_cdecl("swmcore_fork_child")
+@c(swmcore_fork_child)
 func swmcore_fork_child() {
   var i: UInt32 = 0
   while i < swm_lock_count() {

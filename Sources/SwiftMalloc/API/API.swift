@@ -7,17 +7,17 @@ import CShim
 // Sizes arrive as UInt (size_t). Every size path either fits the arithmetic
 // it does or fails with ENOMEM first: no trap, no wrap.
 
-@_cdecl("swmcore_malloc")
+@c(swmcore_malloc)
 public func swmcore_malloc(_ size: UInt) -> RawPtr? {
   allocate(size)
 }
 
-@_cdecl("swmcore_free")
+@c(swmcore_free)
 public func swmcore_free(_ p: RawPtr?) {
   deallocate(p, call: "free()")
 }
 
-@_cdecl("swmcore_calloc")
+@c(swmcore_calloc)
 public func swmcore_calloc(_ count: UInt, _ size: UInt) -> RawPtr? {
   let (total, overflow) = count.multipliedReportingOverflow(by: size)
   if overflow {
@@ -51,7 +51,7 @@ func callocSlow(_ total: UInt) -> RawPtr? {
   return PageHeap.allocateRun(total, alignment: OSMemory.pageSize, zeroed: true)
 }
 
-@_cdecl("swmcore_reallocarray")
+@c(swmcore_reallocarray)
 public func swmcore_reallocarray(_ p: RawPtr?, _ count: UInt, _ size: UInt) -> RawPtr? {
   let (total, overflow) = count.multipliedReportingOverflow(by: size)
   if overflow {
@@ -64,7 +64,7 @@ public func swmcore_reallocarray(_ p: RawPtr?, _ count: UInt, _ size: UInt) -> R
 /// realloc(NULL, n) is malloc(n); realloc(p, 0) frees p and returns NULL (as
 /// glibc does); a block keeps its place while the new size fits in it; on
 /// failure the old block is untouched and the result is NULL with ENOMEM.
-@_cdecl("swmcore_realloc")
+@c(swmcore_realloc)
 public func swmcore_realloc(_ p: RawPtr?, _ size: UInt) -> RawPtr? {
   guard let p else { return allocate(size) }
   if size == 0 {
@@ -156,7 +156,7 @@ func allocateClass(_ sizeClass: UInt32) -> RawPtr? {
 
 /// posix_memalign: EINVAL (and *memptr untouched) unless the alignment is a
 /// power of two multiple of sizeof(void *); ENOMEM likewise; errno unchanged.
-@_cdecl("swmcore_posix_memalign")
+@c(swmcore_posix_memalign)
 public func swmcore_posix_memalign(_ memptr: UnsafeMutablePointer<RawPtr?>, _ alignment: UInt, _ size: UInt) -> Int32 {
   if !isPowerOfTwo(alignment) || alignment % UInt(MemoryLayout<RawPtr>.size) != 0 { return swm_EINVAL() }
   let saved = swm_errno_get()
@@ -169,7 +169,7 @@ public func swmcore_posix_memalign(_ memptr: UnsafeMutablePointer<RawPtr?>, _ al
 }
 
 /// aligned_alloc: an alignment that is not a power of two is EINVAL (glibc 2.38).
-@_cdecl("swmcore_aligned_alloc")
+@c(swmcore_aligned_alloc)
 public func swmcore_aligned_alloc(_ alignment: UInt, _ size: UInt) -> RawPtr? {
   if !isPowerOfTwo(alignment) {
     swm_errno_set(swm_EINVAL())
@@ -180,7 +180,7 @@ public func swmcore_aligned_alloc(_ alignment: UInt, _ size: UInt) -> RawPtr? {
 
 /// memalign: an alignment that is not a power of two is rounded up to one (as
 /// glibc does); one above SIZE_MAX / 2 + 1 cannot be served: EINVAL.
-@_cdecl("swmcore_memalign")
+@c(swmcore_memalign)
 public func swmcore_memalign(_ alignment: UInt, _ size: UInt) -> RawPtr? {
   if alignment > UInt.max / 2 &+ 1 {
     swm_errno_set(swm_EINVAL())
@@ -191,13 +191,13 @@ public func swmcore_memalign(_ alignment: UInt, _ size: UInt) -> RawPtr? {
   return alignedAllocate(a, size)
 }
 
-@_cdecl("swmcore_valloc")
+@c(swmcore_valloc)
 public func swmcore_valloc(_ size: UInt) -> RawPtr? {
   alignedAllocate(OSMemory.pageSize, size)
 }
 
 /// pvalloc: page aligned, size rounded up to whole pages (0 gives one page).
-@_cdecl("swmcore_pvalloc")
+@c(swmcore_pvalloc)
 public func swmcore_pvalloc(_ size: UInt) -> RawPtr? {
   if size >= Heap.maxRequest {
     swm_errno_set(swm_ENOMEM())
@@ -248,7 +248,7 @@ func usableSize(of p: RawPtr, span: SpanPtr, call: StaticString) -> UInt {
   return span.pointee.userPages &<< OSMemory.pageShift
 }
 
-@_cdecl("swmcore_usable_size")
+@c(swmcore_usable_size)
 public func swmcore_usable_size(_ p: RawPtr?) -> UInt {
   guard let p else { return 0 }
   return usableSize(of: p, span: checkedSpan(p, call: "malloc_usable_size()"), call: "malloc_usable_size()")
@@ -268,7 +268,7 @@ func sizeMatches(_ size: UInt, _ p: RawPtr, span: SpanPtr, call: StaticString) -
 
 /// free_sized (C23): a size the block cannot have been allocated with is a
 /// caller bug.
-@_cdecl("swmcore_free_sized")
+@c(swmcore_free_sized)
 public func swmcore_free_sized(_ p: RawPtr?, _ size: UInt) {
   guard let p else { return }
   let span = checkedSpan(p, call: "free_sized()")
@@ -276,7 +276,7 @@ public func swmcore_free_sized(_ p: RawPtr?, _ size: UInt) {
   deallocate(p, call: "free_sized()")
 }
 
-@_cdecl("swmcore_free_aligned_sized")
+@c(swmcore_free_aligned_sized)
 public func swmcore_free_aligned_sized(_ p: RawPtr?, _ alignment: UInt, _ size: UInt) {
   guard let p else { return }
   let span = checkedSpan(p, call: "free_aligned_sized()")
@@ -292,7 +292,7 @@ public func swmcore_free_aligned_sized(_ p: RawPtr?, _ alignment: UInt, _ size: 
 /// mallopt: M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD and M_MMAP_MAX (0
 /// turns mmap blocks off) take effect and return 1; glibc's other parameters
 /// are accepted and ignored (1); unknown ones return 0.
-@_cdecl("swmcore_mallopt")
+@c(swmcore_mallopt)
 public func swmcore_mallopt(_ param: Int32, _ value: Int32) -> Int32 {
   Heap.ensureInitialized()
   let state = Heap.state
@@ -328,14 +328,14 @@ public func swmcore_mallopt(_ param: Int32, _ value: Int32) -> Int32 {
 /// malloc_trim: the calling thread's cache goes back to the central lists,
 /// the sbrk top is cut to `pad`, and every other free page is decommitted.
 /// 1 when any memory went back to the OS.
-@_cdecl("swmcore_malloc_trim")
+@c(swmcore_malloc_trim)
 public func swmcore_malloc_trim(_ pad: UInt) -> Int32 {
   Heap.ensureInitialized()
   Heap.releaseCachedMemory()
   return PageHeap.trim(pad: pad) ? 1 : 0
 }
 
-@_cdecl("swmcore_collect_stats")
+@c(swmcore_collect_stats)
 public func swmcore_collect_stats(_ out: UnsafeMutablePointer<swm_stats_t>) {
   Heap.ensureInitialized()
   var centralFree: UInt = 0
@@ -363,7 +363,7 @@ public func swmcore_collect_stats(_ out: UnsafeMutablePointer<swm_stats_t>) {
   out.pointee.threads = Int(state.pointee.liveCaches)
 }
 
-@_cdecl("swmcore_stats_at_exit")
+@c(swmcore_stats_at_exit)
 public func swmcore_stats_at_exit() -> Int32 {
   Int32(truncatingIfNeeded: Heap.state.pointee.statsAtExit)
 }

@@ -183,7 +183,7 @@ enum ThreadCache {
 }
 
 /// Called by the pthread key destructor when a thread exits (shim.c).
-@_cdecl("swmcore_thread_exit")
+@c(swmcore_thread_exit)
 func swmcore_thread_exit(_ cache: RawPtr) {
   if cache == ThreadCache.dead { return }
   ThreadCache.flush(cache)

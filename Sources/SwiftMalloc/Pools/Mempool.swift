@@ -91,7 +91,7 @@ enum Mempools {
 
 /// A reserve of `min_nr` elements made with `alloc_fn(pool_data)` (NULL when
 /// they cannot all be made, or min_nr is negative).
-@_cdecl("swm_mempool_create")
+@c(swm_mempool_create)
 public func swm_mempool_create(_ minNr: Int32, _ allocFn: MempoolAllocFn?, _ freeFn: MempoolFreeFn?,
                                _ poolData: UnsafeMutableRawPointer?) -> OpaquePointer? {
   guard let allocFn, let freeFn, minNr >= 0, Int(minNr) <= Mempools.maxElements else { return nil }
@@ -125,7 +125,7 @@ public func swm_mempool_create(_ minNr: Int32, _ allocFn: MempoolAllocFn?, _ fre
 }
 
 /// Elements of `element_size` bytes from the allocator (kmalloc-style).
-@_cdecl("swm_mempool_create_kmalloc")
+@c(swm_mempool_create_kmalloc)
 public func swm_mempool_create_kmalloc(_ minNr: Int32, _ elementSize: UInt) -> OpaquePointer? {
   swm_mempool_create(minNr, { size in swmcore_malloc(UInt(bitPattern: size)) },
                      { element, _ in swmcore_free(element) },
@@ -133,7 +133,7 @@ public func swm_mempool_create_kmalloc(_ minNr: Int32, _ elementSize: UInt) -> O
 }
 
 /// Elements from a slab cache.
-@_cdecl("swm_mempool_create_slab")
+@c(swm_mempool_create_slab)
 public func swm_mempool_create_slab(_ minNr: Int32, _ cache: OpaquePointer?) -> OpaquePointer? {
   guard let cache else { return nil }
   return swm_mempool_create(minNr, { cache in swm_cache_alloc(OpaquePointer(cache!)) },
@@ -143,13 +143,13 @@ public func swm_mempool_create_slab(_ minNr: Int32, _ cache: OpaquePointer?) -> 
 
 /// alloc_fn, else the reserve; with SWM_MEMPOOL_WAIT it sleeps for a freed
 /// element rather than return NULL.
-@_cdecl("swm_mempool_alloc")
+@c(swm_mempool_alloc)
 public func swm_mempool_alloc(_ handle: OpaquePointer, _ flags: Int32) -> UnsafeMutableRawPointer? {
   Mempools.allocate(MempoolPtr(handle), deadline: flags & Mempools.wait != 0 ? Int.max : nil)
 }
 
 /// Like SWM_MEMPOOL_WAIT, but NULL after `timeout_ms` milliseconds.
-@_cdecl("swm_mempool_alloc_timeout")
+@c(swm_mempool_alloc_timeout)
 public func swm_mempool_alloc_timeout(_ handle: OpaquePointer, _ timeoutMs: Int) -> UnsafeMutableRawPointer? {
   let now = swm_pool_now_ms()
   let ms = max(timeoutMs, 0)
@@ -158,7 +158,7 @@ public func swm_mempool_alloc_timeout(_ handle: OpaquePointer, _ timeoutMs: Int)
 }
 
 /// Refills the reserve while it is short of min_nr, else calls free_fn.
-@_cdecl("swm_mempool_free")
+@c(swm_mempool_free)
 public func swm_mempool_free(_ handle: OpaquePointer, _ element: UnsafeMutableRawPointer?) {
   guard let element else { return }
   let pool = MempoolPtr(handle)
@@ -178,7 +178,7 @@ public func swm_mempool_free(_ handle: OpaquePointer, _ element: UnsafeMutableRa
 /// Sets the reserve to `new_min_nr` elements: 0 on success; -1 when the
 /// number is negative, or when alloc_fn failed while growing (min_nr then
 /// goes back to its old value and the elements made go to free_fn).
-@_cdecl("swm_mempool_resize")
+@c(swm_mempool_resize)
 public func swm_mempool_resize(_ handle: OpaquePointer, _ newMinNr: Int32) -> Int32 {
   let pool = MempoolPtr(handle)
   if newMinNr < 0 || Int(newMinNr) > Mempools.maxElements { return -1 }
@@ -256,7 +256,7 @@ public func swm_mempool_resize(_ handle: OpaquePointer, _ newMinNr: Int32) -> In
 
 /// Frees the reserve (free_fn on each element) and the pool. Every element
 /// taken must have been freed back first.
-@_cdecl("swm_mempool_destroy")
+@c(swm_mempool_destroy)
 public func swm_mempool_destroy(_ handle: OpaquePointer?) {
   guard let handle else { return }
   let pool = MempoolPtr(handle)

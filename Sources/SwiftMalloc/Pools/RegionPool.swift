@@ -157,7 +157,7 @@ enum RegionPools {
 // MARK: - C API
 
 /// A pool whose blocks are `block_size` bytes (NULL when that is impossible).
-@_cdecl("swm_pool_create")
+@c(swm_pool_create)
 public func swm_pool_create(_ blockSize: UInt) -> OpaquePointer? {
   if blockSize > RegionPools.maxBlockSize { return nil }
   let size = (max(blockSize, RegionPools.minBlockSize) &+ 15) & ~15
@@ -175,18 +175,18 @@ public func swm_pool_create(_ blockSize: UInt) -> OpaquePointer? {
 }
 
 /// 16-byte aligned.
-@_cdecl("swm_pool_alloc")
+@c(swm_pool_alloc)
 public func swm_pool_alloc(_ pool: OpaquePointer, _ size: UInt) -> UnsafeMutableRawPointer? {
   RegionPools.allocate(RegionPools.pool(pool), size, alignment: 16)
 }
 
 /// Unaligned: packed after the previous small allocation.
-@_cdecl("swm_pool_nalloc")
+@c(swm_pool_nalloc)
 public func swm_pool_nalloc(_ pool: OpaquePointer, _ size: UInt) -> UnsafeMutableRawPointer? {
   RegionPools.allocate(RegionPools.pool(pool), size, alignment: 1)
 }
 
-@_cdecl("swm_pool_calloc")
+@c(swm_pool_calloc)
 public func swm_pool_calloc(_ pool: OpaquePointer, _ size: UInt) -> UnsafeMutableRawPointer? {
   guard let p = RegionPools.allocate(RegionPools.pool(pool), size, alignment: 16) else { return nil }
   p.initializeMemory(as: UInt8.self, repeating: 0, count: Int(size))
@@ -194,14 +194,14 @@ public func swm_pool_calloc(_ pool: OpaquePointer, _ size: UInt) -> UnsafeMutabl
 }
 
 /// `alignment` must be a power of two (else NULL).
-@_cdecl("swm_pool_memalign")
+@c(swm_pool_memalign)
 public func swm_pool_memalign(_ pool: OpaquePointer, _ size: UInt, _ alignment: UInt) -> UnsafeMutableRawPointer? {
   if !isPowerOfTwo(alignment) { return nil }
   return RegionPools.allocate(RegionPools.pool(pool), size, alignment: max(alignment, 1))
 }
 
 /// 0 when `p` was a large block of this pool (now freed); -1 otherwise.
-@_cdecl("swm_pool_free")
+@c(swm_pool_free)
 public func swm_pool_free(_ pool: OpaquePointer, _ p: UnsafeMutableRawPointer?) -> Int32 {
   guard let p else { return -1 }
   var l = RegionPools.pool(pool).pointee.large
@@ -217,7 +217,7 @@ public func swm_pool_free(_ pool: OpaquePointer, _ p: UnsafeMutableRawPointer?) 
 }
 
 /// Runs `handler(data)` on reset and destroy (last registered runs first).
-@_cdecl("swm_pool_cleanup_add")
+@c(swm_pool_cleanup_add)
 public func swm_pool_cleanup_add(_ pool: OpaquePointer, _ handler: PoolCleanupHandler?, _ data: UnsafeMutableRawPointer?) -> Int32 {
   guard let handler else { return -1 }
   let header = RegionPools.pool(pool)
@@ -229,7 +229,7 @@ public func swm_pool_cleanup_add(_ pool: OpaquePointer, _ handler: PoolCleanupHa
 }
 
 /// Runs the cleanups, frees the large blocks, rewinds every block.
-@_cdecl("swm_pool_reset")
+@c(swm_pool_reset)
 public func swm_pool_reset(_ pool: OpaquePointer) {
   let header = RegionPools.pool(pool)
   RegionPools.runCleanups(header)
@@ -247,7 +247,7 @@ public func swm_pool_reset(_ pool: OpaquePointer) {
 }
 
 /// Runs the cleanups and returns everything.
-@_cdecl("swm_pool_destroy")
+@c(swm_pool_destroy)
 public func swm_pool_destroy(_ pool: OpaquePointer?) {
   guard let pool else { return }
   let header = RegionPools.pool(pool)

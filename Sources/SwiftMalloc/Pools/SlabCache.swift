@@ -376,7 +376,7 @@ enum SlabCaches {
 /// A cache of `size`-byte objects aligned to `align` (0: 16; else a power of
 /// two). `ctor` runs on each object when its slab is made, `dtor` when the
 /// slab is released. NULL when the parameters are impossible or memory is out.
-@_cdecl("swm_cache_create")
+@c(swm_cache_create)
 public func swm_cache_create(_ name: UnsafePointer<CChar>?, _ size: UInt, _ align: UInt,
                              _ ctor: CacheCtor?, _ dtor: CacheCtor?) -> OpaquePointer? {
   let alignment = align == 0 ? 16 : align
@@ -433,7 +433,7 @@ public func swm_cache_create(_ name: UnsafePointer<CChar>?, _ size: UInt, _ alig
 
 /// An object in its constructed state (as the constructor or its last user
 /// left it), or NULL when memory is out.
-@_cdecl("swm_cache_alloc")
+@c(swm_cache_alloc)
 public func swm_cache_alloc(_ handle: OpaquePointer) -> UnsafeMutableRawPointer? {
   let cache = CachePtr(handle)
   let mag = SlabCaches.currentMagazine(cache)
@@ -459,7 +459,7 @@ public func swm_cache_alloc(_ handle: OpaquePointer) -> UnsafeMutableRawPointer?
 }
 
 /// Gives `obj` back to `cache`; aborts when it is not an allocated object of it.
-@_cdecl("swm_cache_free")
+@c(swm_cache_free)
 public func swm_cache_free(_ handle: OpaquePointer, _ object: UnsafeMutableRawPointer?) {
   guard let object else { return }
   let cache = CachePtr(handle)
@@ -479,7 +479,7 @@ public func swm_cache_free(_ handle: OpaquePointer, _ object: UnsafeMutableRawPo
 
 /// Empties the magazines and releases every empty slab (destructor on each
 /// of its objects). Returns the bytes given back.
-@_cdecl("swm_cache_shrink")
+@c(swm_cache_shrink)
 public func swm_cache_shrink(_ handle: OpaquePointer) -> UInt {
   let cache = CachePtr(handle)
   SlabCaches.drainMagazines(cache)
@@ -493,7 +493,7 @@ public func swm_cache_shrink(_ handle: OpaquePointer) -> UInt {
 /// Destroys the cache. Returns how many objects were still allocated; when
 /// any were, says so on stderr and keeps their slabs (so those objects stay
 /// valid memory) instead of releasing them.
-@_cdecl("swm_cache_destroy")
+@c(swm_cache_destroy)
 public func swm_cache_destroy(_ handle: OpaquePointer?) -> UInt {
   guard let handle else { return 0 }
   let cache = CachePtr(handle)
@@ -533,7 +533,7 @@ public func swm_cache_destroy(_ handle: OpaquePointer?) -> UInt {
 }
 
 /// Writes a /proc/slabinfo-style table of every live cache to `fd`.
-@_cdecl("swm_slabinfo")
+@c(swm_slabinfo)
 public func swm_slabinfo(_ fd: Int32) {
   swm_pool_slabinfo_line(fd, nil, 0, 0, 0, 0, 0)
   let registryLock = SlabCaches.lock(SlabCaches.registry)

@@ -155,7 +155,7 @@ enum StaticHeaps {
 
 /// A heap inside `buf` (`len` bytes; the bookkeeping lives in it too), or
 /// NULL when the buffer is too small for one block.
-@_cdecl("swm_static_init")
+@c(swm_static_init)
 public func swm_static_init(_ buf: UnsafeMutableRawPointer?, _ len: UInt) -> OpaquePointer? {
   guard let buf else { return nil }
   let base = UInt(bitPattern: buf)
@@ -178,12 +178,12 @@ public func swm_static_init(_ buf: UnsafeMutableRawPointer?, _ len: UInt) -> Opa
 }
 
 /// 16-byte aligned, or NULL (heap unchanged) when no free block fits.
-@_cdecl("swm_static_alloc")
+@c(swm_static_alloc)
 public func swm_static_alloc(_ handle: OpaquePointer, _ size: UInt) -> UnsafeMutableRawPointer? {
   StaticHeaps.allocate(StaticHeaps.heap(handle, call: "swm_static_alloc()"), size)
 }
 
-@_cdecl("swm_static_free")
+@c(swm_static_free)
 public func swm_static_free(_ handle: OpaquePointer, _ p: UnsafeMutableRawPointer?) {
   guard let p else { return }
   let heap = StaticHeaps.heap(handle, call: "swm_static_free()")
@@ -192,7 +192,7 @@ public func swm_static_free(_ handle: OpaquePointer, _ p: UnsafeMutableRawPointe
 
 /// Grows or shrinks in place when it can (absorbing a free next block),
 /// else moves; NULL with the old block intact when nothing fits.
-@_cdecl("swm_static_realloc")
+@c(swm_static_realloc)
 public func swm_static_realloc(_ handle: OpaquePointer, _ p: UnsafeMutableRawPointer?, _ n: UInt) -> UnsafeMutableRawPointer? {
   let heap = StaticHeaps.heap(handle, call: "swm_static_realloc()")
   guard let p else { return StaticHeaps.allocate(heap, n) }
@@ -225,7 +225,7 @@ public func swm_static_realloc(_ handle: OpaquePointer, _ p: UnsafeMutableRawPoi
   return p
 }
 
-@_cdecl("swm_static_usable_size")
+@c(swm_static_usable_size)
 public func swm_static_usable_size(_ handle: OpaquePointer, _ p: UnsafeMutableRawPointer?) -> UInt {
   guard let p else { return 0 }
   let heap = StaticHeaps.heap(handle, call: "swm_static_usable_size()")
@@ -234,7 +234,7 @@ public func swm_static_usable_size(_ handle: OpaquePointer, _ p: UnsafeMutableRa
 
 /// used: bytes in allocated blocks (headers included); free: bytes in free
 /// blocks; largest_free: the largest free block; free_blocks: their number.
-@_cdecl("swm_static_stats")
+@c(swm_static_stats)
 public func swm_static_stats(_ handle: OpaquePointer, _ out: UnsafeMutablePointer<swm_pool_static_stats_t>) {
   let heap = StaticHeaps.heap(handle, call: "swm_static_stats()")
   var free: UInt = 0
