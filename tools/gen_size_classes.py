@@ -4,8 +4,9 @@
 Classes: 16-byte steps up to 128 bytes, then four classes per power of two up
 to 32 KiB (SWM_MAX_SMALL). Each class gets a span length (pages), the batch it
 moves between a thread cache and its central list, and the constants of
-free()'s block-start test (one multiply, one rotate, one compare). The generator checks every property the
-allocator relies on and refuses to write a table that breaks one:
+free()'s block-start test (one multiply, one rotate, one compare). The
+generator checks every property the allocator relies on and refuses to write
+a table that breaks one:
   - sizes are multiples of 16 and strictly increasing;
   - every request 0..SWM_MAX_SMALL maps to the smallest class that fits it;
   - a span wastes at most 12.5% of its bytes at its tail;

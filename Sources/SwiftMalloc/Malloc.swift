@@ -90,8 +90,7 @@ func deallocate(_ pointer: RawPtr?, call: StaticString) {
   if small.isSmall {
     let p = pointer.unsafelyUnwrapped  // page 0 is never small
     let sizeClass = small.sizeClass
-    let offset = (address & OSMemory.pageMask) | small.pageOffset
-    if swm_class_is_block_start(sizeClass, UInt64(offset)) == 0 {
+    if swm_class_is_block_start(sizeClass, UInt64(small.spanOffset(of: address))) == 0 {
       Diagnostics.invalidPointer(call, p)  // inside a block, or past the span's last block
     }
     let tag = address ^ Heap.state.pointee.tagSecret

@@ -36,6 +36,10 @@ struct SmallFacts {
   @inline(__always) var isSmall: Bool { bits != 0 }
   @inline(__always) var sizeClass: UInt32 { UInt32(truncatingIfNeeded: bits & 0xff) }
   @inline(__always) var pageOffset: UInt { bits & 0xffff_f000 }
+
+  /// The offset from the span's start of `address`, an address in this page.
+  @inline(__always)
+  func spanOffset(of address: UInt) -> UInt { (address & OSMemory.pageMask) | pageOffset }
   @inline(__always) var owner: UInt32 { UInt32(truncatingIfNeeded: bits &>> 32) }
 }
 
