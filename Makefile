@@ -12,7 +12,7 @@ BUILD   := build
 OBJ     := $(BUILD)/obj
 SHIM    := Sources/CShim
 SWIFT_SOURCES := $(shell find Sources/SwiftMalloc -name '*.swift' | sort)
-SHIM_SOURCES  := $(SHIM)/shim.c $(SHIM)/state.c $(SHIM)/pools.c $(SHIM)/secure_off.c $(SHIM)/secure/secure_on.c $(SHIM)/exports/exports.c
+SHIM_SOURCES  := $(SHIM)/shim.c $(SHIM)/os.c $(SHIM)/state.c $(SHIM)/pools.c $(SHIM)/secure_off.c $(SHIM)/secure/secure_on.c $(SHIM)/exports/exports.c
 SHIM_HEADERS  := $(wildcard $(SHIM)/include/*.h) $(SHIM)/exports/swiftmalloc.h
 
 SWIFTFLAGS := -enable-experimental-feature Embedded -wmo -O -parse-as-library \
@@ -47,10 +47,18 @@ $(OBJ)/exports.o: $(SHIM)/exports/exports.c $(SHIM_HEADERS)
 	@mkdir -p $(OBJ)
 	$(CC) $(CFLAGS_LIB) -c $< -o $@
 
-CORE_OBJS := $(OBJ)/swiftmalloc.o $(OBJ)/shim.o $(OBJ)/state.o $(OBJ)/pools.o $(OBJ)/exports.o
+# The archive's copy of the exports differs only in how it defines cfree.
+$(OBJ)/exports_a.o: $(SHIM)/exports/exports.c $(SHIM_HEADERS)
+	@mkdir -p $(OBJ)
+	$(CC) $(CFLAGS_LIB) -DSWM_ARCHIVE -c $< -o $@
+
+CORE_OBJS := $(OBJ)/swiftmalloc.o $(OBJ)/shim.o $(OBJ)/os.o $(OBJ)/state.o $(OBJ)/pools.o $(OBJ)/exports.o
 LIB_OBJS := $(CORE_OBJS) $(OBJ)/secure_off.o
+# -z nodelete: dlclose never unmaps the library. A thread that used it
+# keeps a pthread key destructor (and fork handlers) pointing into it, run
+# when the thread exits or the process forks, possibly after the dlclose.
 LDFLAGS_LIB = -shared -Wl,--version-script=$(SHIM)/exports/swiftmalloc.map \
-	      -Wl,--gc-sections -Wl,-z,now -Wl,-z,relro -Wl,--as-needed -Wl,-soname,$(notdir $@)
+	      -Wl,--gc-sections -Wl,-z,now -Wl,-z,relro -Wl,-z,nodelete -Wl,--as-needed -Wl,-soname,$(notdir $@)
 
 $(LIB_SO): $(LIB_OBJS) $(SHIM)/exports/swiftmalloc.map
 	$(CC) $(LDFLAGS_LIB) -o $@ $(LIB_OBJS)
@@ -61,9 +69,10 @@ $(LIB_SECURE): $(CORE_OBJS) $(OBJ)/secure_on.o $(SHIM)/exports/swiftmalloc.map
 	$(CC) $(LDFLAGS_LIB) -o $@ $(CORE_OBJS) $(OBJ)/secure_on.o
 	@sh tools/check-symbols.sh $@
 
-$(LIB_A): $(LIB_OBJS)
+ARCHIVE_OBJS := $(filter-out $(OBJ)/exports.o,$(LIB_OBJS)) $(OBJ)/exports_a.o
+$(LIB_A): $(ARCHIVE_OBJS)
 	rm -f $@
-	ar rcs $@ $(LIB_OBJS)
+	ar rcs $@ $(ARCHIVE_OBJS)
 
 $(HEADER): $(SHIM)/exports/swiftmalloc.h
 	@mkdir -p $(dir $@)

@@ -19,7 +19,7 @@ let package = Package(
       name: "CShim",
       path: "Sources/CShim",
       exclude: ["exports", "secure"],
-      sources: ["shim.c", "state.c", "secure_off.c", "pools.c"],
+      sources: ["shim.c", "os.c", "state.c", "secure_off.c", "pools.c"],
       publicHeadersPath: "include"
     ),
     .target(

@@ -7,51 +7,119 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Implemented in Swift (Sources/SwiftMalloc/ThreadCache.swift, Fork.swift). */
+/* Implemented in Swift (Sources/SwiftMalloc/Front/ThreadCache.swift, Fork.swift). */
 extern void swmcore_thread_exit(void *cache);
-extern void swmcore_fork_prepare(void);
-extern void swmcore_fork_parent(void);
-extern void swmcore_fork_child(void);
+extern void swmcore_fork_lock_all(void);
+extern void swmcore_fork_unlock_all(void);
+extern void swmcore_fork_reset_all(void);
 
 /* A thread's slot starts at the fresh sentinel, all-zero bins (empty, limit
  * 0): a thread's first malloc and free miss without a NULL test on the fast
  * path, and the slow path sees the sentinel and creates the cache. */
 __attribute__((visibility("hidden"), aligned(64))) unsigned char swm_fresh_cache[SWM_FRESH_CACHE_BYTES];
 __thread void *swm_tls_cache __attribute__((tls_model("initial-exec"))) = swm_fresh_cache;
+__thread unsigned char swm_tls_forking __attribute__((tls_model("initial-exec"), visibility("hidden")));
 
 __attribute__((visibility("hidden"))) void *swm_pagemap_root[1u << SWM_PAGEMAP_ROOT_BITS];
 __attribute__((visibility("hidden"))) swm_lock_t swm_locks[SWM_NUM_LOCKS];
 
 /* MARK: thread exit ------------------------------------------------------ */
 
+/* The key whose destructor gives a thread's cache back. It is created by
+ * the first thread that makes a cache, not by a constructor: threads that
+ * allocate before our constructor runs (another library's constructor may
+ * start them) must give their caches back too. 0: not yet; 1: being made;
+ * 2: ready; 3: pthread_key_create failed (PTHREAD_KEYS_MAX), never retried. */
 static pthread_key_t swm_exit_key;
-static _Atomic int swm_exit_key_ready;
+static _Atomic int swm_exit_key_state;
 
 static void swm_exit_destructor(void *cache) {
   if (cache != NULL) swmcore_thread_exit(cache);
 }
 
+/* Called with no allocator lock held (pthread_key_create and
+ * pthread_setspecific may allocate: keys past the first 32 get a second-level
+ * block from calloc). */
 int swm_thread_register(void *cache) {
-  if (!atomic_load_explicit(&swm_exit_key_ready, memory_order_acquire)) return 0;
+  int state = atomic_load_explicit(&swm_exit_key_state, memory_order_acquire);
+  if (state == 0) {
+    int expected = 0;
+    if (atomic_compare_exchange_strong_explicit(&swm_exit_key_state, &expected, 1, memory_order_acq_rel,
+                                                memory_order_acquire)) {
+      state = pthread_key_create(&swm_exit_key, swm_exit_destructor) == 0 ? 2 : 3;
+      atomic_store_explicit(&swm_exit_key_state, state, memory_order_release);
+    } else {
+      state = expected;  /* another thread is making it: register on a later slow path */
+    }
+  }
+  if (state != 2) return state == 3;  /* failed for good: stop asking */
   /* The slot is set before this call, so a malloc from inside
    * pthread_setspecific finds the cache and does not come back here. */
   pthread_setspecific(swm_exit_key, cache);
   return 1;
 }
 
-/* Runs when the library is loaded (for a static link: before main). The very
- * first mallocs may come before this; they work without the key, and their
- * thread registers on a later slow path. */
-__attribute__((constructor(101))) static void swm_shim_init(void) {
-  if (pthread_key_create(&swm_exit_key, swm_exit_destructor) == 0)
-    atomic_store_explicit(&swm_exit_key_ready, 1, memory_order_release);
-  pthread_atfork(swmcore_fork_prepare, swmcore_fork_parent, swmcore_fork_child);
+/* MARK: fork --------------------------------------------------------------- */
+
+/* glibc's own order, which programs rely on:
+ * - a single-threaded process takes no allocator lock at all, so a fork from
+ *   a signal handler that interrupted malloc cannot wait on the interrupted
+ *   call (glibc BZ #19703, tst-mallocfork2); in the child that call resumes
+ *   and finishes as it would have in the parent;
+ * - stdio's list lock is taken before the allocator's locks (glibc BZ
+ *   #19431, tst-malloc-fork-deadlock): a thread in fflush(NULL) holds it
+ *   while waiting for a FILE lock whose holder is in malloc. fork() takes the
+ *   list lock again after the prepare handlers; it is recursive, and glibc's
+ *   fork releases (parent) or resets (child) it once, we once more.
+ * These are glibc's exported names (GLIBC_2.2.5 and 2.32); weak, so that a
+ * libc without them simply skips the step. */
+extern char __libc_single_threaded __attribute__((weak));
+extern void _IO_list_lock(void) __attribute__((weak));
+extern void _IO_list_unlock(void) __attribute__((weak));
+extern void _IO_list_resetlock(void) __attribute__((weak));
+
+static void swm_fork_prepare(void) {
+  if (&__libc_single_threaded != NULL && __libc_single_threaded) return;
+  if (_IO_list_lock != NULL) _IO_list_lock();
+  swmcore_fork_lock_all();
+  swm_tls_forking = 1;
 }
+
+static void swm_fork_parent(void) {
+  if (!swm_tls_forking) return;
+  swm_tls_forking = 0;
+  swmcore_fork_unlock_all();
+  if (_IO_list_unlock != NULL) _IO_list_unlock();
+}
+
+static void swm_fork_child(void) {
+  if (!swm_tls_forking) return;
+  swm_tls_forking = 0;
+  swmcore_fork_reset_all();
+  if (_IO_list_resetlock != NULL) _IO_list_resetlock();
+}
+
+/* Registers the fork handlers (once) and makes the thread-exit key. Called
+ * by the first allocation, after initialisation and with no allocator lock
+ * held (pthread_atfork may allocate), and again by the constructor: fork
+ * protection exists from the first allocation, even one made by another
+ * library's constructor before ours ran. Registered that early, our prepare
+ * handler usually runs after every other library's (handlers run in reverse
+ * order of registration), as glibc's malloc locking does; when another
+ * library registered first, its prepare handler runs after ours and may
+ * still allocate (swm_tls_forking). */
+void swm_lifecycle_init(void) {
+  static _Atomic int registered;
+  if (atomic_exchange_explicit(&registered, 1, memory_order_acq_rel) != 0) return;
+  pthread_atfork(swm_fork_prepare, swm_fork_parent, swm_fork_child);
+}
+
+__attribute__((constructor(101))) static void swm_shim_init(void) { swm_lifecycle_init(); }
 
 /* MARK: lock slow paths ----------------------------------------------------- */
 
 static long swm_futex(_Atomic int *addr, int op, int val) {
-  return syscall(SYS_futex, (int *)addr, op | FUTEX_PRIVATE_FLAG, val, NULL, NULL, 0);
+  return swm_raw_syscall6(SYS_futex, (long)addr, op | FUTEX_PRIVATE_FLAG, val, 0, 0, 0);
 }
 
 void swm_lock_slow(swm_lock_t *lock) {

@@ -57,6 +57,9 @@ struct GlobalState {
   // MARK: mmap blocks (LargeBlocks.swift), atomic
   var largeBytes: UInt
   var largeCount: UInt
+  /// The most of each there ever were at once (malloc_stats' "max mmap").
+  var largeBytesPeak: UInt
+  var largeCountPeak: UInt
 
   // MARK: metadata arena (MetaArena.swift), under the meta lock
   var metaBump: UInt
@@ -67,8 +70,11 @@ struct GlobalState {
   var liveCaches: UInt
 
   // MARK: secure mode quarantine (Secure.swift), under the quarantine lock
+  /// The ring is a FIFO: `quarantineCount` blocks end at `quarantineNext`.
   var quarantineNext: UInt
   var quarantineCount: UInt
+  /// Bytes of the blocks in quarantine (free memory in mallinfo2).
+  var quarantineBytes: UInt
 }
 
 enum Heap {
@@ -93,6 +99,14 @@ enum Heap {
     if state.pointee.initialized == 0 { initialize() }
   }
 
+  /// The first allocation's set-up, then (with no lock held, since
+  /// pthread_atfork may allocate) the fork handlers.
+  @inline(never)
+  private static func initialize() {
+    initializeState()
+    swm_lifecycle_init()
+  }
+
   /// Gives the calling thread's cached blocks and every class's kept empty
   /// span back to the page heap (malloc_trim, and before failing a request).
   static func releaseCachedMemory() {
@@ -100,8 +114,7 @@ enum Heap {
     Central.releaseEmptySpans()
   }
 
-  @inline(never)
-  static func initialize() {
+  private static func initializeState() {
     let lock = swm_lock_at(UInt32(SWM_LOCK_INIT))
     swm_lock(lock)
     defer { swm_unlock(lock) }

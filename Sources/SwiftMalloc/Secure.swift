@@ -9,8 +9,8 @@ import CShim
 ///   byte or more past the request is caught on free (and by realloc and
 ///   malloc_usable_size);
 /// - freed blocks are zeroed at once (but for the freed tag in bytes 8..15)
-///   and wait in a quarantine of
-///   `quarantineSlots` blocks before reuse; a block leaving quarantine must
+///   and wait in a quarantine of `quarantineSlots` blocks (and at most
+///   `quarantineMaxBytes`) before reuse; a block leaving quarantine must
 ///   still be all zero (but for its freed tag), else a write after free is
 ///   reported;
 /// - new spans hand out their blocks in a random order, and the links of
@@ -24,6 +24,10 @@ import CShim
 enum Secure {
   static let quarantineOffset = 12288
   static let quarantineSlots: UInt = 1024
+  /// The quarantine also holds at most this many bytes: 1024 blocks of up to
+  /// 32 KiB would keep 16 MiB resident (and make every fork copy its page
+  /// tables); the limit only shortens the wait of blocks over 4 KiB.
+  static let quarantineMaxBytes: UInt = 4 << 20
   /// Canary (at least 8 bytes) plus the size word.
   static let overhead: UInt = 16
 
@@ -119,29 +123,80 @@ enum Secure {
   // MARK: - free and quarantine
 
   /// free of a small block (already checked: a block start, not freed).
+  /// The block waits in quarantine, a FIFO of at most `quarantineSlots`
+  /// blocks and `quarantineMaxBytes` bytes; whatever that pushes out is
+  /// checked and released after the lock is dropped.
   static func free(_ p: RawPtr, sizeClass: UInt32, tag: UInt, call: StaticString) {
     _ = checkCanary(p, sizeClass: sizeClass, call: call)
     let size = UInt(swm_class_to_size(sizeClass))
     p.initializeMemory(as: UInt8.self, repeating: 0, count: Int(size))
     p.storeBytes(of: tag, toByteOffset: 8, as: UInt.self)
+    var evicted = enqueue(p, bytes: size)
+    while let block = evicted {
+      release(block)
+      evicted = evictOverLimit()
+    }
+  }
+
+  /// Puts a block in quarantine; returns the block it pushed out, if any.
+  private static func enqueue(_ p: RawPtr, bytes: UInt) -> RawPtr? {
     let lock = swm_lock_at(swm_lock_index_quarantine())
     swm_lock(lock)
     let state = Heap.state
-    let slot = ring + Int(state.pointee.quarantineNext)
-    let evicted = slot.pointee
-    slot.pointee = p
+    let full = state.pointee.quarantineCount == quarantineSlots
+    let evicted = full ? evictOldest() : nil
+    ring[Int(state.pointee.quarantineNext)] = p
     state.pointee.quarantineNext = (state.pointee.quarantineNext &+ 1) % quarantineSlots
+    state.pointee.quarantineCount &+= 1
+    state.pointee.quarantineBytes &+= bytes
+    let overLimit = !full && state.pointee.quarantineBytes > quarantineMaxBytes
     swm_unlock(lock)
-    if let evicted { release(evicted) }
+    return overLimit ? evictOverLimit() : evicted
+  }
+
+  /// The oldest block when the quarantine holds more than its bytes.
+  private static func evictOverLimit() -> RawPtr? {
+    let lock = swm_lock_at(swm_lock_index_quarantine())
+    swm_lock(lock)
+    let state = Heap.state
+    let block = state.pointee.quarantineBytes > quarantineMaxBytes && state.pointee.quarantineCount > 1 ? evictOldest() : nil
+    swm_unlock(lock)
+    return block
+  }
+
+  /// Takes the oldest block out of the ring (quarantine lock held, ring not empty).
+  private static func evictOldest() -> RawPtr {
+    let state = Heap.state
+    let oldest = (state.pointee.quarantineNext &+ quarantineSlots &- state.pointee.quarantineCount) % quarantineSlots
+    let block = ring[Int(oldest)]!
+    ring[Int(oldest)] = nil
+    state.pointee.quarantineCount &-= 1
+    state.pointee.quarantineBytes &-= UInt(swm_class_to_size(smallClass(of: block)))
+    return block
+  }
+
+  /// The size class of a quarantined block (aborts if the page map says it
+  /// is not a small block: the ring was overwritten).
+  private static func smallClass(of block: RawPtr) -> UInt32 {
+    guard let span = PageMap.lookup(UInt(bitPattern: block)), span.pointee.kind == SpanKind.small else {
+      Diagnostics.fatal("free()", "quarantine corrupted at", block)
+    }
+    return UInt32(span.pointee.sizeClass)
+  }
+
+  /// Bytes in quarantine, for mallinfo2 (free memory, not in use).
+  static func quarantinedBytes() -> UInt {
+    let lock = swm_lock_at(swm_lock_index_quarantine())
+    swm_lock(lock)
+    let bytes = Heap.state.pointee.quarantineBytes
+    swm_unlock(lock)
+    return bytes
   }
 
   /// A block leaves quarantine: it must read as it was left, then it goes
   /// back to its central list.
   private static func release(_ block: RawPtr) {
-    guard let span = PageMap.lookup(UInt(bitPattern: block)), span.pointee.kind == SpanKind.small else {
-      Diagnostics.fatal("free()", "quarantine corrupted at", block)
-    }
-    let sizeClass = UInt32(span.pointee.sizeClass)
+    let sizeClass = smallClass(of: block)
     let size = Int(swm_class_to_size(sizeClass))
     let tag = UInt(bitPattern: block) ^ Heap.state.pointee.tagSecret
     // word 0 must be zero and word 1 the tag; the rest zero, checked 32

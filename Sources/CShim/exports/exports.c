@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <malloc.h>
+#include <pthread.h>
 #include "swm_shim.h"
 #include "swiftmalloc.h"
 
@@ -47,6 +48,34 @@ SWM_EXPORT void free_aligned_sized(void *p, size_t a, size_t n) { swmcore_free_a
 SWM_EXPORT int mallopt(int param, int value) { return swmcore_mallopt(param, value); }
 SWM_EXPORT int malloc_trim(size_t pad) { return swmcore_malloc_trim(pad); }
 
+/* MARK: glibc's other names for the same calls
+ * glibc exports its allocator a second time under __libc_* (old binaries,
+ * and libraries that wrap malloc, call them directly) and keeps cfree for
+ * binaries linked before 2.26. Each must reach this heap: a block from
+ * __libc_malloc freed by free (or the reverse) is one allocator's business.
+ * Defining them also keeps a static link from pulling libc.a's malloc.o
+ * (which defines malloc again) when a program references one of them.
+ * cfree is exported unversioned, as tcmalloc and mimalloc do: a reference to
+ * cfree@GLIBC_2.2.5 binds to the first unversioned definition in lookup
+ * order, ours when preloaded; a versioned definition would need named
+ * version nodes for every export, and those would stop our malloc from
+ * matching references to malloc@GLIBC_2.2.5. */
+SWM_EXPORT void *__libc_malloc(size_t n) { return swmcore_malloc(n); }
+SWM_EXPORT void __libc_free(void *p) { swmcore_free(p); }
+SWM_EXPORT void *__libc_calloc(size_t c, size_t n) { return swmcore_calloc(c, n); }
+SWM_EXPORT void *__libc_realloc(void *p, size_t n) { return swmcore_realloc(p, n); }
+SWM_EXPORT void *__libc_memalign(size_t a, size_t n) { return swmcore_memalign(a, n); }
+SWM_EXPORT void *__libc_valloc(size_t n) { return swmcore_valloc(n); }
+SWM_EXPORT void *__libc_pvalloc(size_t n) { return swmcore_pvalloc(n); }
+#ifndef SWM_ARCHIVE
+SWM_EXPORT void cfree(void *p) { swmcore_free(p); }
+#else
+/* libswiftmalloc.a: a program linked with it binds its (old) references to
+ * cfree@GLIBC_2.2.5 to this definition of that very version. */
+SWM_EXPORT void swm_cfree_compat(void *p) { swmcore_free(p); }
+__asm__(".symver swm_cfree_compat, cfree@GLIBC_2.2.5");
+#endif
+
 /* MARK: the swm_ entry set */
 SWM_EXPORT void *swm_malloc(size_t n) { return swmcore_malloc(n); }
 SWM_EXPORT void swm_free(void *p) { swmcore_free(p); }
@@ -84,9 +113,26 @@ SWM_EXPORT struct mallinfo mallinfo(void) {
   return m;
 }
 
+/* glibc's report first (tools parse it: one arena, then the totals with
+ * mmap blocks), then ours. Not a cancellation point, as glibc's is not (BZ
+ * #22830): a thread with a pending cancel prints the whole report. */
 SWM_EXPORT void malloc_stats(void) {
   swm_stats_t s;
   swmcore_collect_stats(&s);
+  int cancel_state;
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+  size_t system = s.arena + s.region_mmap;
+  size_t in_use = s.uordblks;
+  fprintf(stderr,
+          "Arena 0:\n"
+          "system bytes     = %10zu\n"
+          "in use bytes     = %10zu\n"
+          "Total (incl. mmap):\n"
+          "system bytes     = %10zu\n"
+          "in use bytes     = %10zu\n"
+          "max mmap regions = %10zu\n"
+          "max mmap bytes   = %10zu\n",
+          system, in_use, system + s.hblkhd, in_use + s.hblkhd, s.hblks_peak, s.hblkhd_peak);
   fprintf(stderr,
           "swiftmalloc statistics\n"
           "  sbrk heap       %12zu bytes\n"
@@ -99,6 +145,7 @@ SWM_EXPORT void malloc_stats(void) {
           "  thread caches   %12zu\n",
           s.arena, s.region_mmap, s.uordblks, s.fordblks, s.released, s.keepcost,
           s.hblkhd, s.hblks, s.meta, s.threads);
+  pthread_setcancelstate(cancel_state, NULL);
 }
 
 SWM_EXPORT int malloc_info(int options, FILE *fp) {

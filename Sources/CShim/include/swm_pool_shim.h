@@ -34,12 +34,17 @@ static inline void swm_pool_spin_wait(uint32_t *word) {
   }
 }
 static inline __attribute__((always_inline)) void swm_pool_spin_lock(uint32_t *word) {
+  if (__builtin_expect(swm_tls_forking, 0)) return;  /* the forking thread holds them all (swm_shim.h) */
   while (__builtin_expect(__atomic_exchange_n(word, 1, __ATOMIC_ACQUIRE) != 0, 0))
     swm_pool_spin_wait(word);
 }
 static inline __attribute__((always_inline)) void swm_pool_spin_unlock(uint32_t *word) {
+  if (__builtin_expect(swm_tls_forking, 0)) return;
   __atomic_store_n(word, 0, __ATOMIC_RELEASE);
 }
+
+/* The fork child: the magazine is free, whatever its state. */
+static inline void swm_pool_spin_reset(uint32_t *word) { __atomic_store_n(word, 0, __ATOMIC_RELAXED); }
 
 /* Blocks while *word == expected, at most timeout_ms milliseconds (a
  * negative timeout waits without limit). Spurious returns are allowed: the
@@ -52,14 +57,14 @@ static inline void swm_pool_futex_wait(uint32_t *word, uint32_t expected, long t
     ts.tv_nsec = (timeout_ms % 1000) * 1000000L;
     tsp = &ts;
   }
-  syscall(SYS_futex, word, FUTEX_WAIT | FUTEX_PRIVATE_FLAG, expected, tsp, NULL, 0);
+  swm_raw_syscall6(SYS_futex, (long)word, FUTEX_WAIT | FUTEX_PRIVATE_FLAG, expected, (long)tsp, 0, 0);
   errno = e;
 }
 
 /* Wakes every thread blocked in swm_pool_futex_wait on word. */
 static inline void swm_pool_futex_wake_all(uint32_t *word) {
   int e = errno;
-  syscall(SYS_futex, word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 0x7fffffff, NULL, NULL, 0);
+  swm_raw_syscall6(SYS_futex, (long)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 0x7fffffff, 0, 0, 0);
   errno = e;
 }
 
@@ -120,11 +125,13 @@ static inline __attribute__((always_inline)) unsigned swm_pool_cpu(void) {
   return slot != 0 ? slot : swm_pool_assign_slot();
 }
 
-/* Every live slab cache, for swm_slabinfo; caches link themselves through
- * their own `next` field, under `lock`. Zero-initialised BSS. */
+/* Every live slab cache (for swm_slabinfo and fork) and every memory reserve
+ * (for fork); each links itself through its own `next` field, under `lock`.
+ * Zero-initialised BSS. */
 typedef struct {
   _Atomic int lock_state; /* a swm_lock_t */
-  void *head;
+  void *head;             /* slab caches */
+  void *mempools;         /* memory reserves (for fork, see Fork.swift) */
 } swm_pool_registry_t;
 swm_pool_registry_t *swm_pool_registry(void) __attribute__((visibility("hidden")));
 

@@ -40,10 +40,14 @@ static inline __attribute__((always_inline, returns_nonnull)) void *swm_fresh_ca
   return swm_fresh_cache;
 }
 
-/* Registers the calling thread's cache with the exit key so that the
- * destructor returns it. Returns 0 when the key does not exist yet (before
- * the library constructor ran); the caller retries on a later slow path. */
+/* Registers the calling thread's cache with the exit key (made on first
+ * use) so that the destructor returns it. Returns 0 when another thread is
+ * making the key right now; the caller retries on a later slow path. No
+ * allocator lock may be held. */
 int swm_thread_register(void *cache);
+
+/* Registers the fork handlers, once (shim.c). No allocator lock may be held. */
+void swm_lifecycle_init(void);
 
 /* MARK: errno ------------------------------------------------------------ */
 
@@ -67,6 +71,12 @@ static inline __attribute__((always_inline)) void swm_prefetch(const void *p) {
 static inline uintptr_t swm_atomic_add(uintptr_t *p, uintptr_t v) {
   return atomic_fetch_add_explicit((_Atomic uintptr_t *)p, v, memory_order_relaxed);
 }
+/* *p = max(*p, v), atomically (peaks of counters). */
+static inline void swm_atomic_max(uintptr_t *p, uintptr_t v) {
+  uintptr_t seen = atomic_load_explicit((_Atomic uintptr_t *)p, memory_order_relaxed);
+  while (seen < v && !atomic_compare_exchange_weak_explicit((_Atomic uintptr_t *)p, &seen, v, memory_order_relaxed,
+                                                            memory_order_relaxed)) {}
+}
 static inline int swm_atomic_cas(uintptr_t *p, uintptr_t expected, uintptr_t desired) {
   return atomic_compare_exchange_strong_explicit((_Atomic uintptr_t *)p, &expected, desired,
                                                  memory_order_acq_rel, memory_order_acquire);
@@ -81,7 +91,15 @@ typedef struct { _Atomic int state; } swm_lock_t;
 void swm_lock_slow(swm_lock_t *lock);
 void swm_unlock_slow(swm_lock_t *lock);
 
+/* Set in the thread that is forking, from the moment our prepare handler
+ * holds every allocator lock until our parent or child handler lets them go
+ * (shim.c). Meanwhile that thread owns the whole allocator: other atfork
+ * handlers that run on it before or after ours may malloc and free, and
+ * their lock and unlock calls do nothing (no other thread can be inside). */
+extern __thread unsigned char swm_tls_forking __attribute__((tls_model("initial-exec"), visibility("hidden")));
+
 static inline __attribute__((always_inline)) void swm_lock(swm_lock_t *lock) {
+  if (__builtin_expect(swm_tls_forking, 0)) return;
   int expected = 0;
   if (__builtin_expect(atomic_compare_exchange_strong_explicit(&lock->state, &expected, 1,
         memory_order_acquire, memory_order_relaxed), 1))
@@ -89,6 +107,7 @@ static inline __attribute__((always_inline)) void swm_lock(swm_lock_t *lock) {
   swm_lock_slow(lock);
 }
 static inline __attribute__((always_inline)) void swm_unlock(swm_lock_t *lock) {
+  if (__builtin_expect(swm_tls_forking, 0)) return;
   if (__builtin_expect(atomic_exchange_explicit(&lock->state, 0, memory_order_release) != 1, 0))
     swm_unlock_slow(lock);
 }
@@ -97,80 +116,122 @@ static inline void swm_lock_reset(swm_lock_t *lock) {
   atomic_store_explicit(&lock->state, 0, memory_order_relaxed);
 }
 
-/* MARK: system calls (errno preserved by every wrapper) -------------------- */
+/* MARK: system calls ------------------------------------------------------- */
 
+/* Every OS memory call is a raw system call, never the libc function of the
+ * same name: memory profilers, tracers and sandboxes interpose mmap, munmap,
+ * madvise, mprotect, sbrk and brk, and their hooks allocate, which would
+ * re-enter malloc while we hold a lock (the fault jemalloc met under memray).
+ * A raw call also leaves errno alone: the kernel returns -errno in the result
+ * register and nothing writes errno, so every wrapper preserves it. */
+#if defined(__x86_64__)
+static inline __attribute__((always_inline)) long swm_raw_syscall6(long n, long a, long b, long c, long d, long e, long f) {
+  register long r10 __asm__("r10") = d;
+  register long r8 __asm__("r8") = e;
+  register long r9 __asm__("r9") = f;
+  long ret;
+  __asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                   : "rcx", "r11", "memory");
+  return ret;
+}
+#elif defined(__aarch64__)
+static inline __attribute__((always_inline)) long swm_raw_syscall6(long n, long a, long b, long c, long d, long e, long f) {
+  register long x8 __asm__("x8") = n;
+  register long x0 __asm__("x0") = a;
+  register long x1 __asm__("x1") = b;
+  register long x2 __asm__("x2") = c;
+  register long x3 __asm__("x3") = d;
+  register long x4 __asm__("x4") = e;
+  register long x5 __asm__("x5") = f;
+  __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5) : "memory");
+  return x0;
+}
+#else
+static inline long swm_raw_syscall6(long n, long a, long b, long c, long d, long e, long f) {
+  int saved = errno;
+  long r = syscall(n, a, b, c, d, e, f);
+  if (r == -1) r = -(long)errno;
+  errno = saved;
+  return r;
+}
+#endif
+#define SWM_SYSCALL(n, a, b, c) swm_raw_syscall6((n), (long)(a), (long)(b), (long)(c), 0, 0, 0)
+/* A raw result in [-4095, -1] is -errno. */
+static inline int swm_sys_failed(long r) { return (unsigned long)r > -4096ul; }
+
+/* sbrk with the brk system call. glibc's sbrk() adds to its cached break
+ * (__curbrk), so after moving the break we store the new one there: a later
+ * sbrk() from the program or another allocator starts where we stopped
+ * instead of cutting our heap short. NULL on failure, the break unchanged. */
+extern void *__curbrk __attribute__((weak));
 static inline void *swm_sys_sbrk(intptr_t increment) {
-  int e = errno;
-  void *p = sbrk(increment);
-  errno = e;
-  return p == (void *)-1 ? NULL : p;
+  uintptr_t current = (uintptr_t)SWM_SYSCALL(SYS_brk, 0, 0, 0);
+  if (increment == 0) return (void *)current;
+  uintptr_t want = current + (uintptr_t)increment;
+  if (increment > 0 ? want < current : want > current) return NULL;
+  uintptr_t got = (uintptr_t)SWM_SYSCALL(SYS_brk, want, 0, 0);
+  if (got != want) return NULL;  /* the kernel left the break where it was */
+  if (&__curbrk != NULL) __curbrk = (void *)got;
+  return (void *)current;
 }
 static inline void *swm_sys_mmap(size_t len) {
-  int e = errno;
-  void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  errno = e;
-  return p == MAP_FAILED ? NULL : p;
+  long r = swm_raw_syscall6(SYS_mmap, 0, (long)len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return swm_sys_failed(r) ? NULL : (void *)r;
 }
 static inline int swm_sys_munmap(void *p, size_t len) {
-  int e = errno;
-  int r = munmap(p, len);
-  errno = e;
-  return r;
+  return swm_sys_failed(SWM_SYSCALL(SYS_munmap, p, len, 0)) ? -1 : 0;
 }
 /* Returns the new address, or NULL; the old mapping is intact on failure. */
 static inline void *swm_sys_mremap(void *p, size_t old_len, size_t new_len, int may_move) {
-  int e = errno;
-  void *q = (void *)syscall(SYS_mremap, p, old_len, new_len, may_move ? 1 /* MREMAP_MAYMOVE */ : 0, NULL);
-  errno = e;
-  return q == MAP_FAILED ? NULL : q;
+  long r = swm_raw_syscall6(SYS_mremap, (long)p, (long)old_len, (long)new_len, may_move ? 1 /* MREMAP_MAYMOVE */ : 0, 0, 0);
+  return swm_sys_failed(r) ? NULL : (void *)r;
+}
+static inline int swm_sys_madvise(void *p, size_t len, int advice) {
+  return swm_sys_failed(SWM_SYSCALL(SYS_madvise, p, len, advice)) ? -1 : 0;
+}
+static inline int swm_sys_mprotect(void *p, size_t len, int prot) {
+  return swm_sys_failed(SWM_SYSCALL(SYS_mprotect, p, len, prot)) ? -1 : 0;
 }
 /* Gives the pages back; the range stays mapped and reads as zero next time. */
-static inline int swm_sys_decommit(void *p, size_t len) {
-  int e = errno;
-  int r = madvise(p, len, MADV_DONTNEED);
-  errno = e;
-  return r;
-}
-/* none != 0: the range becomes a guard; 0: ordinary memory again.
- * Linux 6.13+ guard regions (MADV_GUARD_INSTALL/REMOVE) neither split the
- * mapping nor count against RLIMIT_DATA, so removing a guard cannot fail
- * at a limit; older kernels get mprotect (PROT_NONE / read-write). */
-static inline int swm_sys_protect(void *p, size_t len, int none) {
-  int e = errno;
-  int r = madvise(p, len, none ? 102 /* MADV_GUARD_INSTALL */ : 103 /* MADV_GUARD_REMOVE */);
-  if (r != 0) r = mprotect(p, len, none ? PROT_NONE : (PROT_READ | PROT_WRITE));
-  errno = e;
-  return r;
-}
+static inline int swm_sys_decommit(void *p, size_t len) { return swm_sys_madvise(p, len, MADV_DONTNEED); }
+
+/* Guard pages (secure mode). Linux 6.13+ guard regions (MADV_GUARD_INSTALL/
+ * REMOVE) neither split the mapping nor count against RLIMIT_DATA. Older
+ * kernels get mprotect(PROT_NONE), which splits the mapping: each guard site
+ * may cost up to two more entries of vm.max_map_count, so those are spent
+ * from a budget (3/8 of the limit, read at start) and, once it is
+ * gone, new spans and blocks get no guard (said once on stderr) instead of
+ * every mmap failing at the limit. See guard.c. */
+/* 1 when the page was made a guard, 0 when it was not (budget spent, or the
+ * kernel refused): the caller then treats the page as ordinary memory. */
+int swm_guard_install(void *p, size_t len);
+/* Makes a guard ordinary memory again; 0 on success. */
+int swm_guard_remove(void *p, size_t len);
+/* `sites` guards went away with their mapping (munmap of a guarded block). */
+void swm_guard_unmapped(long sites);
+
 static inline void swm_sys_write(int fd, const void *buf, size_t len) {
-  int e = errno;
   const char *c = (const char *)buf;
   while (len > 0) {
-    ssize_t n = write(fd, c, len);
+    long n = SWM_SYSCALL(SYS_write, fd, c, len);
+    if (n == -EINTR) continue;
     if (n <= 0) break;
     c += n;
     len -= (size_t)n;
   }
-  errno = e;
 }
 static inline uint64_t swm_sys_random(void) {
-  int e = errno;
   uint64_t v = 0;
-  if (syscall(SYS_getrandom, &v, sizeof v, 0x0001 /* GRND_NONBLOCK */) != (long)sizeof v)
-    v = (uint64_t)(uintptr_t)&v * 0x9E3779B97F4A7C15ull ^ (uint64_t)syscall(SYS_gettid);
-  errno = e;
+  if (SWM_SYSCALL(SYS_getrandom, &v, sizeof v, 0x0001 /* GRND_NONBLOCK */) != (long)sizeof v)
+    v = (uint64_t)(uintptr_t)&v * 0x9E3779B97F4A7C15ull ^ (uint64_t)SWM_SYSCALL(SYS_gettid, 0, 0, 0);
   return v;
 }
 
-/* Milliseconds on a coarse monotonic clock (vDSO, no system call). */
-#include <time.h>
-static inline uint64_t swm_now_ms(void) {
-  struct timespec t;
-  int e = errno;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
-  errno = e;
-  return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
-}
+/* Milliseconds on a coarse monotonic clock: the vDSO's clock_gettime, found
+ * in the vDSO image itself rather than through libc (clock_gettime is
+ * interposable and is read under the page-heap lock); a raw system call when
+ * there is no vDSO. */
+uint64_t swm_now_ms(void);
 
 /* The process environment, walked by Options.swift (never getenv). */
 extern char **environ;
@@ -186,9 +247,12 @@ extern char swm_state_blob_start __asm__("swm_state_blob") __attribute__((visibi
 static inline __attribute__((always_inline)) void *swm_state(void) { return &swm_state_blob_start; }
 static inline size_t swm_state_bytes(void) { return SWM_STATE_BYTES; }
 
-/* Lock order (fork takes them all in index order):
+/* Lock order (fork takes them all in this order, after the pools' locks):
  *   init < central list of class 1 < ... < class N-1 < page heap < meta < page map
- *   < quarantine (secure mode; taken with no other lock held). */
+ *   < quarantine (secure mode; taken with no other lock held).
+ * No lock is ever held across a call into libc that may allocate or that a
+ * program may interpose: OS calls are raw system calls (above), and the
+ * pthread key and atfork handlers are set up with no lock held. */
 #define SWM_LOCK_INIT 0
 #define SWM_LOCK_PAGEHEAP SWM_NUM_CLASSES
 #define SWM_LOCK_META (SWM_NUM_CLASSES + 1)
@@ -219,6 +283,8 @@ typedef struct {
   size_t region_mmap;  /* bytes of mmap-backed spans (sbrk fallback) */
   size_t hblks;        /* mmap blocks (requests >= M_MMAP_THRESHOLD) */
   size_t hblkhd;       /* bytes in mmap blocks */
+  size_t hblks_peak;   /* the most mmap blocks at once */
+  size_t hblkhd_peak;  /* the most bytes in mmap blocks at once */
   size_t uordblks;     /* bytes in use (thread caches count as in use) */
   size_t fordblks;     /* free bytes in spans and the page heap */
   size_t keepcost;     /* free bytes at the top of the sbrk heap */

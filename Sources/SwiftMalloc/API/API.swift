@@ -154,14 +154,15 @@ func allocateClass(_ sizeClass: UInt32) -> RawPtr? {
   return ThreadCache.allocateSlow(sizeClass: sizeClass)
 }
 
-/// posix_memalign: EINVAL (and *memptr untouched) unless the alignment is a
-/// power of two multiple of sizeof(void *); ENOMEM likewise; errno unchanged.
+/// posix_memalign: EINVAL (errno unchanged, *memptr untouched) unless the
+/// alignment is a power of two multiple of sizeof(void *); ENOMEM when the
+/// memory cannot be had, with errno ENOMEM as well (as glibc, whose
+/// tst-malloc-thread-fail checks it) and *memptr untouched.
 @c(swmcore_posix_memalign)
 public func swmcore_posix_memalign(_ memptr: UnsafeMutablePointer<RawPtr?>, _ alignment: UInt, _ size: UInt) -> Int32 {
   if !isPowerOfTwo(alignment) || alignment % UInt(MemoryLayout<RawPtr>.size) != 0 { return swm_EINVAL() }
-  let saved = swm_errno_get()
   guard let p = alignedAllocate(alignment, size) else {
-    swm_errno_set(saved)
+    swm_errno_set(swm_ENOMEM())
     return swm_ENOMEM()
   }
   memptr.pointee = p
@@ -290,8 +291,9 @@ public func swmcore_free_aligned_sized(_ p: RawPtr?, _ alignment: UInt, _ size: 
 // MARK: - tuning
 
 /// mallopt: M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD and M_MMAP_MAX (0
-/// turns mmap blocks off) take effect and return 1; glibc's other parameters
-/// are accepted and ignored (1); unknown ones return 0.
+/// turns mmap blocks off) take effect and return 1 (0 for a value out of
+/// range); every other parameter, known to glibc or not, is accepted and
+/// ignored: 1, as glibc 2.36 returns for a parameter it does not know.
 @c(swmcore_mallopt)
 public func swmcore_mallopt(_ param: Int32, _ value: Int32) -> Int32 {
   Heap.ensureInitialized()
@@ -316,10 +318,8 @@ public func swmcore_mallopt(_ param: Int32, _ value: Int32) -> Int32 {
     if value < 0 { return 0 }
     state.pointee.mmapEnabled = value == 0 ? 0 : 1
     state.pointee.mmapThresholdPinned = 1
-  case Options.M_MXFAST, Options.M_CHECK_ACTION, Options.M_PERTURB, Options.M_ARENA_TEST, Options.M_ARENA_MAX:
-    return 1
   default:
-    return 0
+    return 1
   }
   Options.updateSmallLimit()
   return 1
@@ -347,9 +347,11 @@ public func swmcore_collect_stats(_ out: UnsafeMutablePointer<swm_stats_t>) {
     c &+= 1
   }
   let state = Heap.state
+  // Quarantined blocks (secure mode) are free memory the program cannot reach.
+  let quarantined = state.pointee.secure != 0 ? Secure.quarantinedBytes() : 0
   swm_lock(PageHeap.lock)
   let arena = state.pointee.sbrkBytes &+ state.pointee.regionMmapBytes
-  let free = state.pointee.freeBytes &+ centralFree
+  let free = state.pointee.freeBytes &+ centralFree &+ quarantined
   out.pointee.arena = Int(state.pointee.sbrkBytes)
   out.pointee.region_mmap = Int(state.pointee.regionMmapBytes)
   out.pointee.fordblks = Int(free)
@@ -359,6 +361,8 @@ public func swmcore_collect_stats(_ out: UnsafeMutablePointer<swm_stats_t>) {
   swm_unlock(PageHeap.lock)
   out.pointee.hblks = Int(state.pointee.largeCount)
   out.pointee.hblkhd = Int(state.pointee.largeBytes)
+  out.pointee.hblks_peak = Int(state.pointee.largeCountPeak)
+  out.pointee.hblkhd_peak = Int(state.pointee.largeBytesPeak)
   out.pointee.meta = Int(state.pointee.metaBytes)
   out.pointee.threads = Int(state.pointee.liveCaches)
 }

@@ -24,7 +24,7 @@ enum LargeBlocks {
     let guards = Heap.state.pointee.secure != 0
     let userBytes = max(OSMemory.pageSize, (size &+ OSMemory.pageMask) & ~OSMemory.pageMask)
     let bytes = guards ? userBytes &+ OSMemory.pageSize : userBytes  // span bytes, trailing guard included
-    let lead = guards ? OSMemory.pageSize : 0                         // leading guard
+    var lead = guards ? OSMemory.pageSize : 0                         // leading guard
     let extra = alignment > OSMemory.pageSize ? alignment : 0
     guard size < Heap.maxRequest, let mapped = swm_sys_mmap(Int(lead &+ bytes &+ extra)) else {
       swm_errno_set(swm_ENOMEM())
@@ -36,28 +36,34 @@ enum LargeBlocks {
     if extra != 0 { start = (start &+ alignment &- 1) & ~(alignment &- 1) }
     if start &- lead > mappedStart { _ = swm_sys_munmap(mapped, Int(start &- lead &- mappedStart)) }
     if start &+ bytes < mappedEnd { _ = swm_sys_munmap(RawPtr(bitPattern: start &+ bytes), Int(mappedEnd &- start &- bytes)) }
+    var guarded = false
     if guards {
-      _ = swm_sys_protect(RawPtr(bitPattern: start &- OSMemory.pageSize), Int(OSMemory.pageSize), 1)
-      _ = swm_sys_protect(RawPtr(bitPattern: start &+ userBytes), Int(OSMemory.pageSize), 1)
+      guarded = installGuards(before: start, after: start &+ userBytes)
+      // No guards (budget spent): the trailing page is simply part of the
+      // block, and the leading one goes back at once.
+      if !guarded { _ = swm_sys_munmap(RawPtr(bitPattern: start &- lead), Int(lead)) }
+      lead = guarded ? lead : 0
     }
     guard let span = Meta.allocSpan() else {
       _ = swm_sys_munmap(RawPtr(bitPattern: start &- lead), Int(lead &+ bytes))
+      if guarded { swm_guard_unmapped(2) }
       swm_errno_set(swm_ENOMEM())
       return nil
     }
     span.pointee.start = start
     span.pointee.pages = bytes &>> OSMemory.pageShift
     span.pointee.kind = SpanKind.mmap
-    span.pointee.guarded = guards
+    span.pointee.guarded = guarded
     if !PageMap.set(start, pages: 1, to: span) {
       Meta.freeSpan(span)
       _ = swm_sys_munmap(RawPtr(bitPattern: start &- lead), Int(lead &+ bytes))
+      if guarded { swm_guard_unmapped(2) }
       swm_errno_set(swm_ENOMEM())
       return nil
     }
     let state = Heap.state
-    _ = swm_atomic_add(&state.pointee.largeBytes, bytes)
-    _ = swm_atomic_add(&state.pointee.largeCount, 1)
+    swm_atomic_max(&state.pointee.largeBytesPeak, swm_atomic_add(&state.pointee.largeBytes, bytes) &+ bytes)
+    swm_atomic_max(&state.pointee.largeCountPeak, swm_atomic_add(&state.pointee.largeCount, 1) &+ 1)
     return RawPtr(bitPattern: start)  // fresh mappings read zero: no memset for calloc
   }
 
@@ -69,9 +75,19 @@ enum LargeBlocks {
     _ = PageMap.set(start, pages: 1, to: tombstone)
     Meta.freeSpan(span)
     _ = swm_sys_munmap(RawPtr(bitPattern: start &- lead), Int(lead &+ bytes))
+    if lead != 0 { swm_guard_unmapped(2) }
     let state = Heap.state
     _ = swm_atomic_add(&state.pointee.largeBytes, 0 &- bytes)
     _ = swm_atomic_add(&state.pointee.largeCount, 0 &- 1)
+  }
+
+  /// Makes the pages before and after a block guards: both or neither.
+  private static func installGuards(before: UInt, after: UInt) -> Bool {
+    let page = Int(OSMemory.pageSize)
+    guard swm_guard_install(RawPtr(bitPattern: after), page) != 0 else { return false }
+    if swm_guard_install(RawPtr(bitPattern: before &- OSMemory.pageSize), page) != 0 { return true }
+    _ = swm_guard_remove(RawPtr(bitPattern: after), page)
+    return false
   }
 
   /// glibc's dynamic threshold: a program that frees an mmap block of n
@@ -109,7 +125,8 @@ enum LargeBlocks {
     }
     span.pointee.start = start
     span.pointee.pages = bytes &>> OSMemory.pageShift
-    _ = swm_atomic_add(&Heap.state.pointee.largeBytes, bytes &- oldBytes)
+    let state = Heap.state
+    swm_atomic_max(&state.pointee.largeBytesPeak, swm_atomic_add(&state.pointee.largeBytes, bytes &- oldBytes) &+ (bytes &- oldBytes))
     return moved
   }
 }

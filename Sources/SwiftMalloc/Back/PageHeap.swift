@@ -51,11 +51,12 @@ enum PageHeap {
     return p
   }
 
-  /// The guard exists only if mprotect succeeded (it can fail at a limit);
-  /// without it the extra page is simply part of the span.
+  /// The guard exists only if it could be made (see swm_guard_install: it
+  /// fails at a limit or once the mapping budget is spent); without it the
+  /// extra page is simply part of the span.
   static func protectLastPage(_ span: SpanPtr) {
     span.pointee.guarded =
-      swm_sys_protect(RawPtr(bitPattern: span.pointee.end &- OSMemory.pageSize), Int(OSMemory.pageSize), 1) == 0
+      swm_guard_install(RawPtr(bitPattern: span.pointee.end &- OSMemory.pageSize), Int(OSMemory.pageSize)) != 0
   }
 
   static func freeRun(_ span: SpanPtr) {
@@ -236,7 +237,7 @@ enum PageHeap {
       // limit) must never be handed out: the span stays out of the heap.
       // The rest of the span is released; the guard page stays apart, a
       // one-page span of its own that nothing can free.
-      if swm_sys_protect(RawPtr(bitPattern: span.pointee.end &- OSMemory.pageSize), Int(OSMemory.pageSize), 0) != 0 {
+      if swm_guard_remove(RawPtr(bitPattern: span.pointee.end &- OSMemory.pageSize), Int(OSMemory.pageSize)) != 0 {
         guard span.pointee.pages > 1, let stuck = split(span, keeping: span.pointee.pages &- 1) else {
           span.pointee.kind = SpanKind.pageRun
           return

@@ -21,16 +21,12 @@ enum Options {
   /// glibc's upper bound for M_MMAP_THRESHOLD on 64-bit (HEAP_MAX_SIZE / 2).
   static let maxMmapThreshold: UInt = 32 << 20
 
-  // glibc's mallopt parameter numbers (malloc.h)
-  static let M_MXFAST: Int32 = 1
+  // glibc's mallopt parameter numbers (malloc.h) that take effect; the
+  // others (M_MXFAST, M_CHECK_ACTION, M_PERTURB, M_ARENA_*) are accepted.
   static let M_TRIM_THRESHOLD: Int32 = -1
   static let M_TOP_PAD: Int32 = -2
   static let M_MMAP_THRESHOLD: Int32 = -3
   static let M_MMAP_MAX: Int32 = -4
-  static let M_CHECK_ACTION: Int32 = -5
-  static let M_PERTURB: Int32 = -6
-  static let M_ARENA_TEST: Int32 = -7
-  static let M_ARENA_MAX: Int32 = -8
 
   static func updateSmallLimit() {
     let state = Heap.state

@@ -27,6 +27,10 @@ struct MempoolHeader {
   var allocFn: MempoolAllocFn
   var freeFn: MempoolFreeFn
   var poolData: RawPtr?
+  /// Registry links (swm_pool_registry()->mempools, under its lock): fork
+  /// takes every reserve's lock (Fork.swift).
+  var next: MempoolPtr?
+  var prev: MempoolPtr?
 }
 typealias MempoolPtr = UnsafeMutablePointer<MempoolHeader>
 
@@ -41,6 +45,29 @@ enum Mempools {
   @inline(__always)
   static func sequence(_ pool: MempoolPtr) -> UnsafeMutablePointer<UInt32> {
     (UnsafeMutableRawPointer(pool) + 4).assumingMemoryBound(to: UInt32.self)
+  }
+
+  static var registryHead: UnsafeMutablePointer<MempoolPtr?> {
+    (SlabCaches.registry + 16).assumingMemoryBound(to: MempoolPtr?.self)
+  }
+
+  /// Links a new reserve into the registry.
+  static func register(_ pool: MempoolPtr) {
+    let registryLock = SlabCaches.lock(SlabCaches.registry)
+    swm_lock(registryLock)
+    pool.pointee.next = registryHead.pointee
+    pool.pointee.prev = nil
+    registryHead.pointee?.pointee.prev = pool
+    registryHead.pointee = pool
+    swm_unlock(registryLock)
+  }
+
+  static func unregister(_ pool: MempoolPtr) {
+    let registryLock = SlabCaches.lock(SlabCaches.registry)
+    swm_lock(registryLock)
+    if let prev = pool.pointee.prev { prev.pointee.next = pool.pointee.next } else { registryHead.pointee = pool.pointee.next }
+    pool.pointee.next?.pointee.prev = pool.pointee.prev
+    swm_unlock(registryLock)
   }
 
   static func slots(_ n: Int) -> UnsafeMutablePointer<RawPtr?>? {
@@ -120,7 +147,9 @@ public func swm_mempool_create(_ minNr: Int32, _ allocFn: MempoolAllocFn?, _ fre
   }
   let pool = raw.bindMemory(to: MempoolHeader.self, capacity: 1)
   pool.initialize(to: MempoolHeader(lockWord: 0, sequence: 0, waiters: 0, minNr: n, count: n, capacity: max(n, 1),
-                                    elements: elements, allocFn: allocFn, freeFn: freeFn, poolData: poolData))
+                                    elements: elements, allocFn: allocFn, freeFn: freeFn, poolData: poolData,
+                                    next: nil, prev: nil))
+  Mempools.register(pool)
   return OpaquePointer(pool)
 }
 
@@ -260,6 +289,7 @@ public func swm_mempool_resize(_ handle: OpaquePointer, _ newMinNr: Int32) -> In
 public func swm_mempool_destroy(_ handle: OpaquePointer?) {
   guard let handle else { return }
   let pool = MempoolPtr(handle)
+  Mempools.unregister(pool)
   var i = 0
   while i < pool.pointee.count {
     pool.pointee.freeFn(pool.pointee.elements[i], pool.pointee.poolData)
