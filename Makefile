@@ -27,7 +27,7 @@ LIB_SECURE := $(BUILD)/libswiftmalloc-secure.so
 LIB_A  := $(BUILD)/libswiftmalloc.a
 HEADER := $(BUILD)/include/swiftmalloc.h
 
-.PHONY: all demo test check-symbols swift-test c-tests real-tests bench clean
+.PHONY: all check-lib demo test check-symbols swift-test c-tests real-tests bench clean
 
 all: $(LIB_SO) $(LIB_SECURE) $(LIB_A) $(HEADER)
 
@@ -73,6 +73,18 @@ ARCHIVE_OBJS := $(filter-out $(OBJ)/exports.o,$(LIB_OBJS)) $(OBJ)/exports_a.o
 $(LIB_A): $(ARCHIVE_OBJS)
 	rm -f $@
 	ar rcs $@ $(ARCHIVE_OBJS)
+
+# The same archive with the invariant checker (Invariants.swift) compiled in,
+# for the fuzzer and tests: never shipped.
+LIB_CHECK := $(BUILD)/libswiftmalloc-check.a
+$(OBJ)/swiftmalloc-check.o: $(SWIFT_SOURCES) $(SHIM_HEADERS)
+	@mkdir -p $(OBJ)
+	$(SWIFTC) $(SWIFTFLAGS) -D SWM_INVARIANTS -c $(SWIFT_SOURCES) -o $@
+
+$(LIB_CHECK): $(OBJ)/swiftmalloc-check.o $(filter-out $(OBJ)/swiftmalloc.o,$(ARCHIVE_OBJS))
+	rm -f $@
+	ar rcs $@ $^
+check-lib: $(LIB_CHECK)
 
 $(HEADER): $(SHIM)/exports/swiftmalloc.h
 	@mkdir -p $(dir $@)

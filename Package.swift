@@ -25,7 +25,9 @@ let package = Package(
     .target(
       name: "SwiftMalloc",
       dependencies: ["CShim"],
-      path: "Sources/SwiftMalloc"
+      path: "Sources/SwiftMalloc",
+      // The invariant checker (Invariants.swift) is compiled into test builds only.
+      swiftSettings: [.define("SWM_INVARIANTS")]
     ),
     .target(
       name: "SwiftMallocPools",

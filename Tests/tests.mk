@@ -11,21 +11,27 @@
 #   make swift-test    swift test (the hosted build of the core)
 #   make misuse-tests  heap misuse battery (default and secure mode), resource
 #                      limits, secure mode on real programs
-#   make fuzz          libFuzzer with a shadow model, FUZZ_SECONDS (600) long
+#   make fuzz          libFuzzer with a shadow model, FUZZ_SECONDS (600) long,
+#                      over build/libswiftmalloc-check.a (invariants checked)
+#   make perf-tests    the fast paths' instruction counts (callgrind) against
+#                      Tests/perf/expected-instructions.txt
 
 TEST_COUNTS := $(BUILD)/tests
 
-.PHONY: test c-tests c-tests-glibc real-tests swift-test misuse-tests fuzz
+.PHONY: test c-tests c-tests-glibc real-tests swift-test misuse-tests fuzz perf-tests
 FUZZ_SECONDS ?= 600
 
 misuse-tests: all
 	bash Tests/misuse/run.sh
 
-fuzz: all
+fuzz: all check-lib
 	bash Tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 swift-test:
 	swift test
+
+perf-tests: all
+	bash Tests/perf/run.sh
 
 c-tests: all
 	bash Tests/C/run.sh
@@ -37,7 +43,7 @@ real-tests: all
 	bash Tests/programs/run.sh
 
 # Every step runs even when an earlier one failed; the exit status reports all.
-test: all
+test: all check-lib
 	@mkdir -p $(TEST_COUNTS); rm -f $(TEST_COUNTS)/*.counts; \
 	bad=""; \
 	echo "== check-symbols"; \
@@ -45,6 +51,11 @@ test: all
 	if [ -f $(LIB_SECURE) ]; then sh tools/check-symbols.sh $(LIB_SECURE) || bad="$$bad check-symbols-secure"; fi; \
 	echo "== size classes"; \
 	python3 tools/gen_size_classes.py --check || bad="$$bad gen_size_classes"; \
+	echo "== source size (files <= 400 lines, functions <= 60)"; \
+	python3 tools/check-size.py || bad="$$bad check-size"; \
+	echo "== fast-path instructions (callgrind)"; \
+	bash Tests/perf/run.sh > $(TEST_COUNTS)/perf.log 2>&1 || bad="$$bad perf"; \
+	grep -E '^(PASS|FAIL)' $(TEST_COUNTS)/perf.log; \
 	echo "== swift test"; \
 	swift test > $(TEST_COUNTS)/swift-test.log 2>&1 || { bad="$$bad swift-test"; tail -n 30 $(TEST_COUNTS)/swift-test.log; }; \
 	tail -n 2 $(TEST_COUNTS)/swift-test.log; \
@@ -61,7 +72,7 @@ test: all
 	grep -E 'FAIL' $(TEST_COUNTS)/fuzz.log | head -n 20; tail -n 1 $(TEST_COUNTS)/fuzz.log; \
 	tail -n 1 $(TEST_COUNTS)/fuzz.log | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' > $(TEST_COUNTS)/fuzz.counts; \
 	passed=0; failed=0; \
-	for suite in c-tests real-tests misuse fuzz; do \
+	for suite in perf c-tests real-tests misuse fuzz; do \
 	  if [ -s $(TEST_COUNTS)/$$suite.counts ]; then \
 	    read p f < $(TEST_COUNTS)/$$suite.counts; passed=$$((passed + p)); failed=$$((failed + f)); \
 	  else failed=$$((failed + 1)); bad="$$bad $$suite(no-results)"; fi; \

@@ -112,7 +112,7 @@ int swm_guard_install(void *p, size_t len) {
     atomic_fetch_add_explicit(&swm_guard_budget, 1, memory_order_relaxed);
     if (atomic_exchange_explicit(&swm_guard_warned, 1, memory_order_relaxed) == 0)
       swm_warn("secure mode: guard pages would exhaust vm.max_map_count on this kernel (no MADV_GUARD_INSTALL); ",
-               "new spans and mmap blocks get no guard page");
+               "new spans and mmap blocks get no guard page", NULL);
     return 0;
   }
   if (swm_sys_mprotect(p, len, PROT_NONE) == 0) return 1;

@@ -174,11 +174,12 @@ void swm_fatal(const char *call, const char *problem, const void *ptr) {
   abort();
 }
 
-void swm_warn(const char *text, const char *value) {
+void swm_warn(const char *text, const char *name, const char *value) {
   char buf[256];
   size_t n = 0, cap = sizeof buf - 1;
   n = swm_append(buf, n, cap, "swiftmalloc: ");
   n = swm_append(buf, n, cap, text);
+  n = swm_append(buf, n, cap, name);
   n = swm_append(buf, n, cap, value);
   buf[n++] = '\n';
   swm_sys_write(2, buf, n);

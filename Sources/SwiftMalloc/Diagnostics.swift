@@ -23,7 +23,8 @@ enum Diagnostics {
     fatal(call, "double free of", p)
   }
 
-  static func warn(_ text: StaticString, _ value: UnsafePointer<CChar>) {
-    swm_warn(cString(text), value)
+  /// "swiftmalloc: ignoring bad NAME=value" (name ends in "=").
+  static func badOption(_ name: StaticString, _ value: UnsafePointer<CChar>) {
+    swm_warn(cString("ignoring bad "), cString(name), value)
   }
 }

@@ -25,14 +25,31 @@
 //       small block reads that slot only. free() rejects what the map does
 //       not know.
 //
+// Around them:
+//   HeapState (Heap.swift)   the whole state: one value of each layer's own
+//       State type (Route, Options, Mitigations, the central lists, PageHeap,
+//       LargeBlocks, OSMemory, Meta, Quarantine) in static storage C zeroes.
+//   Route (Route.swift)   the one decision of where a request goes: size
+//       class, page run, mmap block or ENOMEM, for every allocating call.
+//   Ownership (API/Ownership.swift)   the one check of what a pointer handed
+//       back is (live block, freed, not ours), with one set of messages.
+//   Options (Platform/Options.swift)   one table for the environment and
+//       mallopt; configuration flows from it to the layers, never back.
+//   Mitigations (Mitigations.swift)   secure mode as named switches:
+//       canaries (Secure/Canary.swift), quarantine (Secure/Quarantine.swift),
+//       guard pages, shuffling, no thread cache.
+//   Fork.swift, Sources/CShim/shim.c   fork handlers and the thread-exit key.
+//   Invariants.swift   walks every structure against its invariants (test
+//       and fuzz builds only).
+//
 // malloc(n), step by step:
 //   1. n <= smallLimit: the class comes from a table lookup; pop the thread
 //      cache's bin for that class. Done in a few instructions (mallocFast).
 //   2. bin empty: fetch a batch from the central list (lock per class).
 //   3. central list empty: carve a new span from the page heap (page-heap lock).
 //   4. page heap empty: grow the sbrk heap (or map a region).
-// Larger requests go to the page heap as a page run (below the mmap
-// threshold) or to mmap.
+// Route.swift decides, for every request that misses the fast path, whether
+// it is a size class, a page run (below the mmap threshold) or an mmap block.
 //
 // free(p): p's page-map slot gives its class and owner; a small block is
 // checked (block start, not already freed) and pushed on the thread cache's bin when this thread
@@ -52,7 +69,7 @@ public typealias RawPtr = UnsafeMutableRawPointer
 /// Pops a block from the calling thread's bin; nil means "take the slow path".
 @inline(__always)
 func mallocFast(_ size: UInt) -> RawPtr? {
-  if size <= Heap.state.pointee.smallLimit {
+  if size <= Heap.state.pointee.route.smallLimit {
     return popBin(swm_size_to_class(Int(bitPattern: size)))
   }
   return nil
@@ -90,13 +107,8 @@ func deallocate(_ pointer: RawPtr?, call: StaticString) {
   if small.isSmall {
     let p = pointer.unsafelyUnwrapped  // page 0 is never small
     let sizeClass = small.sizeClass
-    if swm_class_is_block_start(sizeClass, UInt64(small.spanOffset(of: address))) == 0 {
-      Diagnostics.invalidPointer(call, p)  // inside a block, or past the span's last block
-    }
-    let tag = address ^ Heap.state.pointee.tagSecret
-    if p.load(fromByteOffset: 8, as: UInt.self) == tag {
-      Diagnostics.doubleFree(call, p)
-    }
+    let tag = Ownership.checkSmallBlock(p, sizeClass: sizeClass, offset: small.spanOffset(of: address),
+                                        use: .release, call: call)
     let cache = swm_tls_get()
     if small.owner == ThreadCache.id(cache) {
       let bin = cache.assumingMemoryBound(to: Bin.self) + Int(sizeClass)
@@ -118,30 +130,52 @@ func deallocate(_ pointer: RawPtr?, call: StaticString) {
 
 @inline(never)
 func mallocSlow(_ size: UInt) -> RawPtr? {
-  if let p = mallocSlowOnce(size) { return p }
-  // Out of memory (a limit): free blocks parked in this thread's cache and
-  // the empty span each class keeps may be all that stands in the way.
-  Heap.releaseCachedMemory()
-  return mallocSlowOnce(size)
+  allocateSlow(size, alignment: 16, zeroed: false)
 }
 
-@inline(__always)
-func mallocSlowOnce(_ size: UInt) -> RawPtr? {
+/// Serves a request by its route (Route.decide). Out of memory (a limit),
+/// the free blocks parked in this thread's cache and the empty span each
+/// class keeps may be all that stands in the way: they go back and the
+/// request is tried once more. NULL with ENOMEM when it still fails.
+func allocateSlow(_ size: UInt, alignment: UInt, zeroed: Bool) -> RawPtr? {
   Heap.ensureInitialized()
-  let state = Heap.state
-  if state.pointee.secure != 0 { return Secure.allocate(size, zeroed: false) }
-  if size <= state.pointee.smallLimit {
-    return ThreadCache.allocateSlow(sizeClass: swm_size_to_class(Int(bitPattern: size)))
-  }
-  if size >= Heap.maxRequest {
+  let mitigations = Heap.state.pointee.mitigations
+  let destination = Route.decide(size: size, alignment: alignment, overhead: mitigations.overhead)
+  if let p = allocate(size, alignment: alignment, zeroed: zeroed, at: destination, mitigations) { return p }
+  if case .impossible = destination {
     swm_errno_set(swm_ENOMEM())
     return nil
   }
-  if state.pointee.mmapEnabled != 0 && size >= state.pointee.mmapThreshold {
-    // when mmap fails (a limit), the page heap may still have the pages
-    if let p = LargeBlocks.allocate(size, alignment: OSMemory.pageSize, zeroed: nil) { return p }
+  Heap.releaseCachedMemory()
+  return allocate(size, alignment: alignment, zeroed: zeroed, at: destination, mitigations)
+}
+
+/// One attempt at a routed request (nil with ENOMEM set when it fails).
+private func allocate(_ size: UInt, alignment: UInt, zeroed: Bool, at destination: Route.Destination,
+                      _ mitigations: Mitigations) -> RawPtr? {
+  switch destination {
+  case .sizeClass(let sizeClass):
+    if mitigations.checkedSmallBlocks { return Canary.allocate(sizeClass, request: size, zeroed: zeroed) }
+    guard let p = allocateClass(sizeClass) else { return nil }
+    if zeroed { p.initializeMemory(as: UInt8.self, repeating: 0, count: Int(size)) }
+    return p
+  case .mmap:
+    // fresh mappings read zero; when mmap fails (a limit), the page heap may still have the pages
+    if let p = LargeBlocks.allocate(size, alignment: max(alignment, OSMemory.pageSize), zeroed: nil) { return p }
+    return PageHeap.allocateRun(size, alignment: max(alignment, OSMemory.pageSize), zeroed: zeroed ? true : nil)
+  case .pageRun:
+    return PageHeap.allocateRun(size, alignment: max(alignment, OSMemory.pageSize), zeroed: zeroed ? true : nil)
+  case .impossible:
+    swm_errno_set(swm_ENOMEM())
+    return nil
   }
-  return PageHeap.allocateRun(size, alignment: OSMemory.pageSize, zeroed: nil)
+}
+
+/// A block of `sizeClass`: the thread cache's bin, else a refill.
+@inline(__always)
+func allocateClass(_ sizeClass: UInt32) -> RawPtr? {
+  if let block = popBin(sizeClass) { return block }
+  return ThreadCache.allocateSlow(sizeClass: sizeClass)
 }
 
 /// free's slow path for a checked small block (few arguments, so that the
@@ -149,33 +183,28 @@ func mallocSlowOnce(_ size: UInt) -> RawPtr? {
 @inline(never)
 func freeSmallSlow(_ p: RawPtr, small: SmallFacts, call: StaticString) {
   let tag = UInt(bitPattern: p) ^ Heap.state.pointee.tagSecret
-  if Heap.state.pointee.secure != 0 { return Secure.free(p, sizeClass: small.sizeClass, tag: tag, call: call) }
+  if Heap.state.pointee.mitigations.checkedSmallBlocks {
+    return Canary.free(p, sizeClass: small.sizeClass, tag: tag, call: call)
+  }
   p.storeBytes(of: tag, toByteOffset: 8, as: UInt.self)
   ThreadCache.freeSlow(p, sizeClass: small.sizeClass, owner: small.owner)
 }
 
-/// free() of a block that is not a small one: a page run, an mmap block, or
-/// a pointer into a span that is free (a double free); or of NULL.
+/// free() of a block that is not a small one (a page run or an mmap block),
+/// of NULL, or of a pointer Ownership rejects.
 @inline(never)
 func freeSpanBlock(_ pointer: RawPtr?, call: StaticString) {
   guard let p = pointer else { return }
-  let address = UInt(bitPattern: p)
-  guard let span = PageMap.lookup(address) else { Diagnostics.invalidPointer(call, p) }
+  let span = Ownership.liveBlock(p, use: .release, call: call)
   switch span.pointee.kind {
   case SpanKind.pageRun:
-    if address != span.pointee.start { Diagnostics.invalidPointer(call, p) }
     PageHeap.freeRun(span)
   case SpanKind.mmap:
-    if address != span.pointee.start { Diagnostics.invalidPointer(call, p) }
+    Options.mmapBlockFreed(bytes: span.pointee.userPages &<< OSMemory.pageShift)
     LargeBlocks.free(span)
-  case SpanKind.free:
-    if !PageHeap.covers(span, address) { Diagnostics.invalidPointer(call, p) }  // a stale slot
-    Diagnostics.doubleFree(call, p)
-  case SpanKind.unmapped:
-    // a freed mmap block started here (mmap blocks start on a page)
-    if address & OSMemory.pageMask == 0 { Diagnostics.doubleFree(call, p) }
-    Diagnostics.invalidPointer(call, p)
   default:
+    // a small span whose page has no facts: cannot be (facts are written
+    // before a block is handed out), so the pointer is not ours
     Diagnostics.invalidPointer(call, p)
   }
 }

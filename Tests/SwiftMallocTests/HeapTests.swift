@@ -3,10 +3,13 @@ import Testing
 import CShim
 import Foundation
 
+/// Every suite that reads or changes the engine's one global state (its
+/// thresholds, its page heap) runs inside this one, one test at a time.
+@Suite(.serialized) struct EngineSuite {}
+
 /// The engine itself, in this (hosted) test process: swmcore_ functions and
-/// the page heap, side by side with the process's own glibc malloc. The
-/// suite is serialised: the page-heap tests look at neighbouring spans.
-@Suite(.serialized) struct HeapTests {
+/// the page heap, side by side with the process's own glibc malloc.
+extension EngineSuite { @Suite struct HeapTests {
   @Test func smallBlocksAreAlignedDistinctAndReused() {
     var blocks: [UnsafeMutableRawPointer] = []
     for i in 0..<1000 {
@@ -29,29 +32,55 @@ import Foundation
   }
 
   @Test func spansSplitAndCoalesce() {
-    guard let a = PageHeap.allocateSpan(pages: 3), let b = PageHeap.allocateSpan(pages: 5) else {
+    // One 8-page span cut in two gives two spans that are neighbours for
+    // certain, whatever else the page heap holds.
+    guard let a = PageHeap.allocateSpan(pages: 8) else {
       Issue.record("page heap gave no span")
       return
     }
-    #expect(a.pointee.pages == 3 && b.pointee.pages == 5)
+    swm_lock(PageHeap.lock)
+    let b = PageHeap.split(a, keeping: 3)
+    if let b { _ = PageMap.set(b.pointee.start, pages: b.pointee.pages, to: b) }
+    swm_unlock(PageHeap.lock)
+    guard let b else {
+      Issue.record("split gave no span")
+      return
+    }
+    #expect(a.pointee.pages == 3 && b.pointee.pages == 5 && b.pointee.start == a.pointee.end)
     #expect(PageMap.lookup(a.pointee.start) == a)
     #expect(PageMap.lookup(a.pointee.end - 1) == a)
     #expect(PageMap.lookup(b.pointee.start + 4096 * 4) == b)
-    let adjacent = b.pointee.start == a.pointee.end
     let start = a.pointee.start
     let bStart = b.pointee.start
     PageHeap.freeSpan(a)
     PageHeap.freeSpan(b)
-    let merged = PageMap.lookup(start)
-    #expect(merged?.pointee.kind == SpanKind.free)
-    if adjacent {
-      // both pages runs (and whatever free space followed) are one span now,
-      // named by its first and last page and by the start of each freed block
-      #expect(merged!.pointee.pages >= 8)
-      #expect(PageHeap.covers(merged!, start + 7 * 4096))
-      #expect(PageMap.lookup(merged!.pointee.end - 1) == merged)
-      #expect(PageMap.lookup(bStart) == merged)
+    // both runs (and whatever free space lay around them) are one span now,
+    // named by its first and last page and by the start of each freed block
+    guard let merged = PageMap.lookup(start) else {
+      Issue.record("freed pages unknown to the page map")
+      return
     }
+    #expect(merged.pointee.kind == SpanKind.free)
+    #expect(merged.pointee.start <= start && merged.pointee.end >= start + 8 * 4096)
+    #expect(PageHeap.covers(merged, start + 7 * 4096))
+    #expect(PageMap.lookup(merged.pointee.end - 1) == merged)
+    #expect(PageMap.lookup(bStart) == merged)
+    swm_check_invariants()
+  }
+
+  @Test func invariantsHoldAfterMixedTraffic() {
+    var live: [UnsafeMutableRawPointer] = []
+    var seed: UInt64 = 42
+    for i in 0..<20_000 {
+      seed = seed &* 6364136223846793005 &+ 1442695040888963407
+      let size = UInt(seed >> 33) % (i % 10 == 0 ? 300_000 : 2_000)
+      live.append(swmcore_malloc(size)!)
+      if live.count > 500 { swmcore_free(live.remove(at: Int(seed >> 40) % live.count)) }
+    }
+    swm_check_invariants()
+    for p in live { swmcore_free(p) }
+    _ = swmcore_malloc_trim(0)
+    swm_check_invariants()
   }
 
   @Test func mediumBlocksArePageRunsThatGrowAndShrinkInPlace() {
@@ -67,16 +96,16 @@ import Foundation
 
   @Test func largeBlocksAreMappedAndRemapped() {
     // pin the threshold: earlier frees of mmap blocks may have raised it
-    #expect(swmcore_mallopt(Options.M_MMAP_THRESHOLD, 128 << 10) == 1)
-    let before = Heap.state.pointee.largeBytes
+    #expect(swmcore_mallopt(Options.Option.mmapThreshold.malloptParameter!, 128 << 10) == 1)
+    let before = LargeBlocks.state.pointee.bytes
     let p = swmcore_malloc(1 << 20)!
-    #expect(Heap.state.pointee.largeBytes == before + (1 << 20))
+    #expect(LargeBlocks.state.pointee.bytes == before + (1 << 20))
     p.storeBytes(of: 0x1234, toByteOffset: (1 << 20) - 8, as: UInt64.self)
     let q = swmcore_realloc(p, 8 << 20)!
     #expect(q.load(fromByteOffset: (1 << 20) - 8, as: UInt64.self) == 0x1234)
     #expect(PageMap.lookup(UInt(bitPattern: q))?.pointee.kind == SpanKind.mmap)
     swmcore_free(q)
-    #expect(Heap.state.pointee.largeBytes == before)
+    #expect(LargeBlocks.state.pointee.bytes == before)
   }
 
   @Test func impossibleSizesFailWithENOMEM() {
@@ -138,4 +167,4 @@ import Foundation
       swmcore_free(blocks[i])
     }
   }
-}
+} }

@@ -1,5 +1,6 @@
 import Testing
 @testable import SwiftMalloc
+import CShim
 
 @Suite struct OptionsTests {
   func parse(_ s: String) -> UInt? {
@@ -42,3 +43,33 @@ import Testing
     }
   }
 }
+
+/// The options table: every row is reachable from the environment or from
+/// mallopt, and mallopt follows glibc's return values.
+extension EngineSuite { @Suite struct OptionsTableTests {
+  @Test func everyRowHasAWayIn() {
+    var raw: UInt8 = 0
+    var rows = 0
+    while let option = Options.Option(rawValue: raw) {
+      #expect(option.environmentName != nil || option.malloptParameter != nil, "row \(raw)")
+      raw += 1
+      rows += 1
+    }
+    #expect(rows == 6)
+  }
+
+  @Test func malloptFollowsGlibc() {
+    Heap.ensureInitialized()
+    #expect(Options.mallopt(12345, 1) == 1)   // unknown: accepted, ignored
+    #expect(Options.mallopt(1, 64) == 1)      // M_MXFAST: accepted, ignored
+    #expect(Options.mallopt(-3, -1) == 0)     // negative M_MMAP_THRESHOLD
+    #expect(Options.mallopt(-3, Int32(Options.maxMmapThreshold) + 1) == 0)
+    #expect(Options.mallopt(-1, -1) == 1)     // M_TRIM_THRESHOLD -1: never trim
+    #expect(PageHeap.state.pointee.trimThreshold == UInt.max)
+    #expect(Options.mallopt(-1, 128 << 10) == 1)
+    #expect(Options.mallopt(-3, 256 << 10) == 1)
+    #expect(Heap.state.pointee.route.mmapThreshold == 256 << 10)
+    #expect(Heap.state.pointee.route.smallLimit == UInt(SWM_MAX_SMALL))
+    #expect(Options.mallopt(-3, 128 << 10) == 1)
+  }
+} }

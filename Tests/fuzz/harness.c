@@ -175,6 +175,9 @@ static void *aligned(int how, size_t align, size_t size) {
   return p;
 }
 
+/* In build/libswiftmalloc-check.a only (Invariants.swift). */
+void swm_check_invariants(void);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
   for (size_t k = 0; k + 5 <= len; k += 5) {
     unsigned op = data[k] % 8;
@@ -244,5 +247,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
     }
   }
   for (int s = 0; s < SLOTS; s++) release(s);
+  /* build/libswiftmalloc-check.a walks every structure against the
+   * invariants written at its definition (Sources/SwiftMalloc/Invariants.swift) */
+  swm_check_invariants();
   return 0;
 }

@@ -21,7 +21,7 @@ ROOT=$(pwd)
 SECONDS_TOTAL=${1:-60}
 CLANG=${FUZZ_CC:-/opt/swift/usr/bin/clang}
 OUT=$ROOT/build/fuzz
-LIBA=$ROOT/build/libswiftmalloc.a
+LIBA=$ROOT/build/libswiftmalloc-check.a  # the shipped library plus the invariant checker
 
 case $SECONDS_TOTAL in
   ''|*[!0-9]*) echo "usage: $0 [SECONDS]"; exit 2 ;;

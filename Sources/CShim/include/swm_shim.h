@@ -241,7 +241,7 @@ static inline char **swm_environ(void) { return environ; }
 
 /* All allocator state lives in one zero-initialised BSS block (zero is the
  * valid "not yet initialised" state of every structure in it); Swift lays
- * it out, see GlobalState.swift. Defined in state.c under this asm name. */
+ * it out as one HeapState, see Heap.swift. Defined in state.c under this asm name. */
 #define SWM_STATE_BYTES (64u * 1024u)
 extern char swm_state_blob_start __asm__("swm_state_blob") __attribute__((visibility("hidden")));
 static inline __attribute__((always_inline)) void *swm_state(void) { return &swm_state_blob_start; }
@@ -314,8 +314,9 @@ static inline void swm_pagemap_set_leaf(uintptr_t rootIndex, void *leaf) {
 
 /* Writes "swiftmalloc: <call>: <problem> <ptr>\n" with write(2), then abort(). */
 __attribute__((noreturn)) void swm_fatal(const char *call, const char *problem, const void *ptr);
-/* Writes "swiftmalloc: <text><value>\n" (a warning; execution goes on). */
-void swm_warn(const char *text, const char *value);
+/* Writes "swiftmalloc: <text><name><value>\n" (a warning; execution goes
+ * on); NULL parts are left out. */
+void swm_warn(const char *text, const char *name, const char *value);
 
 /* The pool family's helpers (futex condition, clock, slab registry). */
 #include "swm_pool_shim.h"

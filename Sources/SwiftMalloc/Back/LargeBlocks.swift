@@ -1,18 +1,32 @@
 import CShim
 
+// See Malloc.swift for an overview.
+
 /// Requests of M_MMAP_THRESHOLD bytes and up: one private anonymous mapping
 /// each, page aligned (or aligned further for memalign), munmapped on free and
 /// resized with mremap. A Span struct of kind mmap describes each one, and
 /// the page map knows its first page only (the block start), so an interior
 /// pointer is rejected as invalid.
 enum LargeBlocks {
-  static let tombstoneOffset = 1792
+  /// Counters are atomic; the tombstone is written once.
+  struct State {
+    var bytes: UInt
+    var count: UInt
+    /// The most of each there ever were at once (malloc_stats' "max mmap").
+    var bytesPeak: UInt
+    var countPeak: UInt
+    /// One shared Span of kind `unmapped`; the page map sends the first page
+    /// of every freed mmap block here until the address is mapped again.
+    var tombstone: Span
+  }
 
-  /// One shared Span of kind `unmapped`; the page map sends the first page of
-  /// every freed mmap block here until the address is mapped again.
+  @inline(__always) static var state: UnsafeMutablePointer<State> {
+    withUnsafeMutablePointer(to: &Heap.state.pointee.large) { $0 }
+  }
+
   @inline(__always)
   static var tombstone: SpanPtr {
-    let span = Heap.region(at: tombstoneOffset, as: Span.self)
+    let span = withUnsafeMutablePointer(to: &state.pointee.tombstone) { $0 }
     span.pointee.kind = SpanKind.unmapped
     return span
   }
@@ -21,7 +35,7 @@ enum LargeBlocks {
   /// one after it is counted in the span (`guarded`, see Span.userPages), the
   /// one before it is unmapped with it.
   static func allocate(_ size: UInt, alignment: UInt, zeroed: Bool?) -> RawPtr? {
-    let guards = Heap.state.pointee.secure != 0
+    let guards = Heap.state.pointee.mitigations.guardPages
     let userBytes = max(OSMemory.pageSize, (size &+ OSMemory.pageMask) & ~OSMemory.pageMask)
     let bytes = guards ? userBytes &+ OSMemory.pageSize : userBytes  // span bytes, trailing guard included
     var lead = guards ? OSMemory.pageSize : 0                         // leading guard
@@ -61,24 +75,22 @@ enum LargeBlocks {
       swm_errno_set(swm_ENOMEM())
       return nil
     }
-    let state = Heap.state
-    swm_atomic_max(&state.pointee.largeBytesPeak, swm_atomic_add(&state.pointee.largeBytes, bytes) &+ bytes)
-    swm_atomic_max(&state.pointee.largeCountPeak, swm_atomic_add(&state.pointee.largeCount, 1) &+ 1)
+    swm_atomic_max(&state.pointee.bytesPeak, swm_atomic_add(&state.pointee.bytes, bytes) &+ bytes)
+    swm_atomic_max(&state.pointee.countPeak, swm_atomic_add(&state.pointee.count, 1) &+ 1)
     return RawPtr(bitPattern: start)  // fresh mappings read zero: no memset for calloc
   }
 
+  /// Unmaps the block (the caller has told Options, for the dynamic threshold).
   static func free(_ span: SpanPtr) {
     let start = span.pointee.start
     let bytes = span.pointee.bytes
-    raiseThreshold(freedBytes: span.pointee.userPages &<< OSMemory.pageShift)
     let lead = span.pointee.guarded ? OSMemory.pageSize : 0
     _ = PageMap.set(start, pages: 1, to: tombstone)
     Meta.freeSpan(span)
     _ = swm_sys_munmap(RawPtr(bitPattern: start &- lead), Int(lead &+ bytes))
     if lead != 0 { swm_guard_unmapped(2) }
-    let state = Heap.state
-    _ = swm_atomic_add(&state.pointee.largeBytes, 0 &- bytes)
-    _ = swm_atomic_add(&state.pointee.largeCount, 0 &- 1)
+    _ = swm_atomic_add(&state.pointee.bytes, 0 &- bytes)
+    _ = swm_atomic_add(&state.pointee.count, 0 &- 1)
   }
 
   /// Makes the pages before and after a block guards: both or neither.
@@ -88,24 +100,6 @@ enum LargeBlocks {
     if swm_guard_install(RawPtr(bitPattern: before &- OSMemory.pageSize), page) != 0 { return true }
     _ = swm_guard_remove(RawPtr(bitPattern: after), page)
     return false
-  }
-
-  /// glibc's dynamic threshold: a program that frees an mmap block of n
-  /// bytes (up to 32 MiB) will likely ask for n again, so from now on blocks
-  /// of that size come from the heap (no mmap, munmap and page faults for
-  /// each), and the trim threshold follows at twice that. Unless mallopt or
-  /// the environment set a threshold (then it is pinned).
-  static func raiseThreshold(freedBytes: UInt) {
-    let state = Heap.state
-    if state.pointee.mmapThresholdPinned != 0 || freedBytes <= state.pointee.mmapThreshold
-        || freedBytes > Options.maxMmapThreshold { return }
-    swm_lock(PageHeap.lock)
-    if state.pointee.mmapThresholdPinned == 0 && freedBytes > state.pointee.mmapThreshold {
-      state.pointee.mmapThreshold = freedBytes &+ 1  // that very size now comes from the heap
-      if state.pointee.trimThresholdPinned == 0 { state.pointee.trimThreshold = 2 &* freedBytes }
-      Options.updateSmallLimit()
-    }
-    swm_unlock(PageHeap.lock)
   }
 
   /// Resizes with mremap (moving if need be). nil, with the block intact,
@@ -125,8 +119,7 @@ enum LargeBlocks {
     }
     span.pointee.start = start
     span.pointee.pages = bytes &>> OSMemory.pageShift
-    let state = Heap.state
-    swm_atomic_max(&state.pointee.largeBytesPeak, swm_atomic_add(&state.pointee.largeBytes, bytes &- oldBytes) &+ (bytes &- oldBytes))
+    swm_atomic_max(&state.pointee.bytesPeak, swm_atomic_add(&state.pointee.bytes, bytes &- oldBytes) &+ (bytes &- oldBytes))
     return moved
   }
 }

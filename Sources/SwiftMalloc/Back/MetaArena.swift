@@ -1,9 +1,29 @@
 import CShim
 
+// See Malloc.swift for an overview.
+
 /// Allocator metadata (Span structs, thread caches) comes from here, never
 /// from malloc: bump allocation from 1 MiB mmap chunks, freed objects kept on
 /// one free list per kind. Under the meta lock. Memory is never returned.
 enum Meta {
+  /// Under the meta lock, but `bytes` (atomic: the page map adds its leaves).
+  struct State {
+    var bump: UInt
+    var end: UInt
+    var freeSpans: RawPtr?
+    var freeCaches: RawPtr?
+    /// Address space taken for metadata: chunks here and page-map leaves.
+    var bytes: UInt
+    var liveCaches: UInt
+  }
+
+  @inline(__always) static var state: UnsafeMutablePointer<State> {
+    withUnsafeMutablePointer(to: &Heap.state.pointee.meta) { $0 }
+  }
+
+  /// Metadata mapped elsewhere (page-map leaves), for the statistics.
+  static func accountMapped(_ bytes: UInt) { _ = swm_atomic_add(&state.pointee.bytes, bytes) }
+
   static let chunkBytes: UInt = 1 << 20
   static let spanBytes: UInt = 64
   static var cacheBytes: UInt { (UInt(ThreadCache.bytes) &+ 63) & ~63 }
@@ -14,29 +34,29 @@ enum Meta {
   static func allocSpan() -> SpanPtr? {
     if MemoryLayout<Span>.stride > Int(spanBytes) { Diagnostics.fatal("init", "span struct too large", nil) }
     swm_lock(lock)
-    let p = take(spanBytes, freeList: &Heap.state.pointee.metaFreeSpans)
+    let p = take(spanBytes, freeList: &state.pointee.freeSpans)
     swm_unlock(lock)
     return p?.bindMemory(to: Span.self, capacity: 1)
   }
 
   static func freeSpan(_ span: SpanPtr) {
     swm_lock(lock)
-    give(RawPtr(span), freeList: &Heap.state.pointee.metaFreeSpans)
+    give(RawPtr(span), freeList: &state.pointee.freeSpans)
     swm_unlock(lock)
   }
 
   static func allocCache() -> RawPtr? {
     swm_lock(lock)
-    let p = take(cacheBytes, freeList: &Heap.state.pointee.metaFreeCaches)
-    if p != nil { Heap.state.pointee.liveCaches &+= 1 }
+    let p = take(cacheBytes, freeList: &state.pointee.freeCaches)
+    if p != nil { state.pointee.liveCaches &+= 1 }
     swm_unlock(lock)
     return p
   }
 
   static func freeCache(_ cache: RawPtr) {
     swm_lock(lock)
-    give(cache, freeList: &Heap.state.pointee.metaFreeCaches)
-    Heap.state.pointee.liveCaches &-= 1
+    give(cache, freeList: &state.pointee.freeCaches)
+    state.pointee.liveCaches &-= 1
     swm_unlock(lock)
   }
 
@@ -46,15 +66,15 @@ enum Meta {
       p.initializeMemory(as: UInt8.self, repeating: 0, count: Int(bytes))
       return p
     }
-    let state = Heap.state
-    if state.pointee.metaBump &+ bytes > state.pointee.metaEnd {
+    let state = Meta.state
+    if state.pointee.bump &+ bytes > state.pointee.end {
       guard let chunk = swm_sys_mmap(Int(chunkBytes)) else { return nil }
-      state.pointee.metaBump = UInt(bitPattern: chunk)
-      state.pointee.metaEnd = state.pointee.metaBump &+ chunkBytes
-      _ = swm_atomic_add(&state.pointee.metaBytes, chunkBytes)
+      state.pointee.bump = UInt(bitPattern: chunk)
+      state.pointee.end = state.pointee.bump &+ chunkBytes
+      accountMapped(chunkBytes)
     }
-    let p = RawPtr(bitPattern: state.pointee.metaBump)
-    state.pointee.metaBump &+= bytes
+    let p = RawPtr(bitPattern: state.pointee.bump)
+    state.pointee.bump &+= bytes
     return p  // fresh mmap memory is zero
   }
 

@@ -1,5 +1,7 @@
 import CShim
 
+// See Malloc.swift for an overview.
+
 /// The page heap: free spans, split to serve a request and coalesced with
 /// free neighbours on return. All of it runs under the page-heap lock.
 ///
@@ -20,10 +22,41 @@ import CShim
 ///   a free: the excess goes back with a negative sbrk (keeping M_TOP_PAD).
 enum PageHeap {
   static let exactLists = 128
-  static let listsOffset = 8192
+
+  /// Under the page-heap lock.
+  struct State {
+    /// Bytes in free spans.
+    var freeBytes: UInt
+    /// Of those, bytes that read as zero and are not resident (fresh or decommitted).
+    var cleanBytes: UInt
+    /// When the page heap last looked for dirty spans to decay (ms).
+    var lastDecay: UInt
+    // Settings (Options.configure writes them, under this lock too).
+    var trimThreshold: UInt
+    var topPad: UInt
+    /// Free bytes that may stay resident at most (the floor of dirtyCap).
+    var dirtyLimit: UInt
+    /// lists[n], 1...exactLists: free spans of exactly n pages; lists[0]: longer ones.
+    var lists: InlineArray<129, SpanList>
+  }
+
+  @inline(__always) static var state: UnsafeMutablePointer<State> {
+    withUnsafeMutablePointer(to: &Heap.state.pointee.pageHeap) { $0 }
+  }
 
   @inline(__always)
-  static var lists: UnsafeMutablePointer<SpanList> { Heap.region(at: listsOffset, as: SpanList.self) }
+  static var lists: UnsafeMutablePointer<SpanList> {
+    UnsafeMutableRawPointer(withUnsafeMutablePointer(to: &state.pointee.lists) { $0 }).assumingMemoryBound(to: SpanList.self)
+  }
+
+  /// Sets the trim threshold, M_TOP_PAD and the dirty limit (nil: unchanged).
+  static func configure(trimThreshold: UInt?, topPad: UInt?, dirtyLimit: UInt? = nil) {
+    swm_lock(lock)
+    if let trimThreshold { state.pointee.trimThreshold = trimThreshold }
+    if let topPad { state.pointee.topPad = topPad }
+    if let dirtyLimit { state.pointee.dirtyLimit = dirtyLimit }
+    swm_unlock(lock)
+  }
 
   @inline(__always) static var lock: UnsafeMutablePointer<swm_lock_t> { swm_lock_at(swm_lock_index_pageheap()) }
 
@@ -35,7 +68,7 @@ enum PageHeap {
   /// In secure mode the run gets one more page, made a guard.
   static func allocateRun(_ size: UInt, alignment: UInt, zeroed: Bool?) -> RawPtr? {
     let pages = max(1, (size &+ OSMemory.pageMask) &>> OSMemory.pageShift)
-    let guardPage = Heap.state.pointee.secure != 0
+    let guardPage = Heap.state.pointee.mitigations.guardPages
     swm_lock(lock)
     let span = allocateAligned(pages: guardPage ? pages &+ 1 : pages, alignment: alignment)
     swm_unlock(lock)
@@ -108,20 +141,6 @@ enum PageHeap {
     swm_unlock(lock)
   }
 
-  /// malloc_trim: gives back the sbrk top beyond `pad` and decommits every
-  /// other free span. True when anything was released.
-  static func trim(pad: UInt) -> Bool {
-    swm_lock(lock)
-    defer { swm_unlock(lock) }
-    var released = false
-    if let top = PageMap.lookup(Heap.state.pointee.sbrkEnd &- 1), top.pointee.kind == SpanKind.free {
-      removeFree(top)
-      if let kept = trimTop(top, threshold: pad, pad: pad, released: &released) { insertFree(kept) }
-    }
-    released = decommit(keeping: 0, olderThan: nil) || released
-    return released
-  }
-
   // MARK: - under the lock
 
   static func allocateAligned(pages: UInt, alignment: UInt) -> SpanPtr? {
@@ -154,7 +173,7 @@ enum PageHeap {
   static func take(pages: UInt) -> SpanPtr? {
     var found = findFree(pages)
     if found == nil {
-      guard let region = OSMemory.grow(bytes: pages &<< OSMemory.pageShift) else { return nil }
+      guard let region = OSMemory.grow(bytes: pages &<< OSMemory.pageShift, pad: state.pointee.topPad) else { return nil }
       if addRegion(region) == nil { return nil }
       found = findFree(pages)
     }
@@ -173,8 +192,7 @@ enum PageHeap {
   /// Large runs placed high keep the top of the sbrk heap in use, so free
   /// space gathers below it (reused, and decommitted by decay) instead of at
   /// the top, where each trim would give pages back only for the next large
-  /// request to fault them in again (a churn of 1-4 MiB blocks took 4x the
-  /// page faults with best fit).
+  /// request to fault them in again (docs/design.md).
   private static func findFree(_ pages: UInt) -> SpanPtr? {
     let l = lists
     if pages <= UInt(exactLists) {
@@ -230,33 +248,51 @@ enum PageHeap {
   /// `trim`: false for memory just taken from the OS, which must not be
   /// given back before the request that grew the heap is served.
   static func release(_ spanIn: SpanPtr, touched: Bool = true, trim: Bool = true) {
-    var span = spanIn
-    if span.pointee.sizeClass != 0 { PageMap.setSmall(span, clear: true) }
-    if span.pointee.guarded {
-      // A guard that cannot be made writable again (mprotect fails at a
-      // limit) must never be handed out: the span stays out of the heap.
-      // The rest of the span is released; the guard page stays apart, a
-      // one-page span of its own that nothing can free.
-      if swm_guard_remove(RawPtr(bitPattern: span.pointee.end &- OSMemory.pageSize), Int(OSMemory.pageSize)) != 0 {
-        guard span.pointee.pages > 1, let stuck = split(span, keeping: span.pointee.pages &- 1) else {
-          span.pointee.kind = SpanKind.pageRun
-          return
-        }
-        stuck.pointee.kind = SpanKind.pageRun
-        stuck.pointee.guarded = false
-      }
-      span.pointee.guarded = false
-    }
-    span.pointee.kind = SpanKind.free
-    span.pointee.sizeClass = 0
-    span.pointee.freeList = nil
-    span.pointee.used = 0
-    span.pointee.onList = false
+    if spanIn.pointee.sizeClass != 0 { PageMap.setSmall(spanIn, clear: true) }
+    if spanIn.pointee.guarded && !removeGuard(spanIn) { return }
+    spanIn.pointee.kind = SpanKind.free
+    spanIn.pointee.sizeClass = 0
+    spanIn.pointee.freeList = nil
+    spanIn.pointee.used = 0
+    spanIn.pointee.onList = false
     if touched {
-      span.pointee.clean = false
-      span.pointee.freedAt = UInt32(truncatingIfNeeded: swm_now_ms())
+      spanIn.pointee.clean = false
+      spanIn.pointee.freedAt = UInt32(truncatingIfNeeded: swm_now_ms())
     }
-    let freedStart = span.pointee.start
+    let freedStart = spanIn.pointee.start
+    let span = coalesce(spanIn)
+    PageMap.setPage(freedStart, to: span)  // a second free of this block finds a free span
+    PageMap.setEdges(span)
+    var released = false
+    guard let kept = trim ? trimTop(span, threshold: state.pointee.trimThreshold, pad: state.pointee.topPad,
+                                    released: &released) : span else { return }
+    insertFree(kept)
+    decay()
+  }
+
+  /// Makes a span's guard page ordinary memory again. A guard that cannot
+  /// be made writable (mprotect fails at a limit) must never be handed out:
+  /// the rest of the span goes on, and the guard page stays apart, a
+  /// one-page span of its own that nothing can free. False when nothing of
+  /// the span is left to release.
+  private static func removeGuard(_ span: SpanPtr) -> Bool {
+    defer { span.pointee.guarded = false }
+    if swm_guard_remove(RawPtr(bitPattern: span.pointee.end &- OSMemory.pageSize), Int(OSMemory.pageSize)) == 0 {
+      return true
+    }
+    guard span.pointee.pages > 1, let stuck = split(span, keeping: span.pointee.pages &- 1) else {
+      span.pointee.kind = SpanKind.pageRun
+      return false
+    }
+    stuck.pointee.kind = SpanKind.pageRun
+    stuck.pointee.guarded = false
+    return true
+  }
+
+  /// Merges a span being freed with the free spans on either side of the
+  /// same origin; returns the span that covers them all (not on a list).
+  private static func coalesce(_ spanIn: SpanPtr) -> SpanPtr {
+    var span = spanIn
     if let left = PageMap.lookup(span.pointee.start &- 1), left.pointee.kind == SpanKind.free,
        left.pointee.end == span.pointee.start, left.pointee.fromSbrk == span.pointee.fromSbrk {
       removeFree(left)
@@ -275,32 +311,7 @@ enum PageHeap {
       span.pointee.clean = span.pointee.clean && right.pointee.clean
       Meta.freeSpan(right)
     }
-    PageMap.setPage(freedStart, to: span)  // a second free of this block finds a free span
-    PageMap.setEdges(span)
-    var released = false
-    let state = Heap.state
-    guard let kept = trim ? trimTop(span, threshold: state.pointee.trimThreshold, pad: state.pointee.topPad,
-                                    released: &released) : span else { return }
-    insertFree(kept)
-    let dirty = state.pointee.freeBytes &- state.pointee.cleanBytes
-    let cap = dirtyCap()
-    if dirty > cap {
-      _ = decommit(keeping: cap / 2, olderThan: nil)
-    } else if dirty > 0 {
-      let now = UInt(swm_now_ms())
-      if now &- state.pointee.lastDecay >= Options.decayMilliseconds / 4 {
-        state.pointee.lastDecay = now
-        _ = decommit(keeping: 0, olderThan: UInt32(truncatingIfNeeded: now &- Options.decayMilliseconds))
-      }
-    }
-  }
-
-  /// How many dirty free bytes may stay resident: half of the heap, at
-  /// least dirtyLimit. Below it, pages are decommitted once they have been
-  /// free for Options.decayMilliseconds (checked as spans are freed).
-  static func dirtyCap() -> UInt {
-    let state = Heap.state
-    return max(state.pointee.dirtyLimit, (state.pointee.sbrkBytes &+ state.pointee.regionMmapBytes) / 2)
+    return span
   }
 
   /// The freedAt of two merged spans: the more recent dirty one.
@@ -311,60 +322,10 @@ enum PageHeap {
     return Int32(bitPattern: x &- y) > 0 ? x : y
   }
 
-  /// If `span` (not on a list) is the top of the sbrk heap and holds more than
-  /// `threshold` bytes, shrinks the heap to keep `pad` of it. Returns what is
-  /// left of the span, nil when nothing is.
-  private static func trimTop(_ span: SpanPtr, threshold: UInt, pad: UInt, released: inout Bool) -> SpanPtr? {
-    let state = Heap.state
-    guard span.pointee.fromSbrk, span.pointee.end == state.pointee.sbrkEnd,
-          span.pointee.bytes > threshold else { return span }
-    let keepPages = min((pad &+ OSMemory.pageMask) &>> OSMemory.pageShift, span.pointee.pages)
-    let releasePages = span.pointee.pages &- keepPages
-    if releasePages == 0 { return span }
-    let releaseStart = span.pointee.start &+ (keepPages &<< OSMemory.pageShift)
-    guard OSMemory.shrinkSbrk(to: releaseStart) else { return span }
-    _ = PageMap.set(releaseStart, pages: releasePages, to: nil)
-    released = true
-    span.pointee.pages = keepPages
-    if keepPages == 0 {
-      Meta.freeSpan(span)
-      return nil
-    }
-    PageMap.setEdges(span)
-    return span
-  }
-
-  /// Decommits free spans (largest lists first) until at most `keeping`
-  /// dirty free bytes remain; with `olderThan`, only spans dirty since before
-  /// that time. True when anything was decommitted.
-  static func decommit(keeping: UInt, olderThan: UInt32?) -> Bool {
-    let state = Heap.state
-    let l = lists
-    var any = false
-    var n = 0
-    var order = 0  // 0 first, then exactLists down to 1
-    while order <= exactLists {
-      n = order == 0 ? 0 : exactLists &- order &+ 1
-      var cursor = l[n].head
-      while let s = cursor, state.pointee.freeBytes &- state.pointee.cleanBytes > keeping {
-        if !s.pointee.clean && (olderThan == nil || Int32(bitPattern: olderThan! &- s.pointee.freedAt) >= 0) {
-          _ = swm_sys_decommit(RawPtr(bitPattern: s.pointee.start), Int(s.pointee.bytes))
-          s.pointee.clean = true
-          state.pointee.cleanBytes &+= s.pointee.bytes
-          any = true
-        }
-        cursor = s.pointee.next
-      }
-      order &+= 1
-    }
-    return any
-  }
-
   static func insertFree(_ span: SpanPtr) {
     span.pointee.kind = SpanKind.free
     let n = span.pointee.pages <= UInt(exactLists) ? Int(span.pointee.pages) : 0
     lists[n].push(span)
-    let state = Heap.state
     state.pointee.freeBytes &+= span.pointee.bytes
     if span.pointee.clean { state.pointee.cleanBytes &+= span.pointee.bytes }
   }
@@ -372,14 +333,13 @@ enum PageHeap {
   static func removeFree(_ span: SpanPtr) {
     let n = span.pointee.pages <= UInt(exactLists) ? Int(span.pointee.pages) : 0
     lists[n].remove(span)
-    let state = Heap.state
     state.pointee.freeBytes &-= span.pointee.bytes
     if span.pointee.clean { state.pointee.cleanBytes &-= span.pointee.bytes }
   }
 
   /// Bytes of the free span at the top of the sbrk heap (keepcost).
   static func topFreeBytes() -> UInt {
-    guard let top = PageMap.lookup(Heap.state.pointee.sbrkEnd &- 1), top.pointee.kind == SpanKind.free else { return 0 }
+    guard let top = PageMap.lookup(OSMemory.state.pointee.sbrkEnd &- 1), top.pointee.kind == SpanKind.free else { return 0 }
     return top.pointee.bytes
   }
 }

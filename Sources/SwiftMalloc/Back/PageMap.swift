@@ -1,13 +1,13 @@
 import CShim
 
+// See Malloc.swift for an overview.
+
 /// The page map keeps two things per page, in two arrays of each leaf: the
 /// span the page belongs to, and for a page of a small span, SmallFacts:
 /// what free() needs to know about the block, so that the free fast path
 /// reads one 8-byte word (eight pages to a cache line) and never the Span
-/// struct (a second, dependent cache line, one per span: the stall that made
-/// free three times the cost of malloc under many threads; and with the
-/// span pointer beside it, a 16-byte slot, the page map itself missed twice
-/// as often with 4 threads on 2 CPUs).
+/// struct (a second, dependent cache line, one per span; docs/design.md has
+/// the measurements behind this layout).
 ///
 /// Invariants: a page's facts agree with its span's sizeClass, start and
 /// owner at every moment the span is small: they are written when the span
@@ -152,7 +152,7 @@ enum PageMap {
     let bytes = UInt(leafPages * (MemoryLayout<SpanPtr?>.stride + MemoryLayout<SmallFacts>.stride))
     guard let memory = swm_sys_mmap(Int(bytes)) else { return nil }
     swm_pagemap_set_leaf(rootIndex, memory)
-    _ = swm_atomic_add(&Heap.state.pointee.metaBytes, bytes)
+    Meta.accountMapped(bytes)
     return memory
   }
 }

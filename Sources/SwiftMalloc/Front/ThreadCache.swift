@@ -1,5 +1,7 @@
 import CShim
 
+// See Malloc.swift for an overview.
+
 /// One bin of a thread cache: a singly linked list of free blocks of one
 /// size class (linked through word 0 of each block).
 ///
@@ -32,9 +34,9 @@ enum ThreadCache {
   }
   static let binsBytes = MemoryLayout<Bin>.stride * Int(SWM_NUM_CLASSES)
   static let bytes = 2 * binsBytes + MemoryLayout<Header>.stride
-  static let deadOffset = 1024
 
-  @inline(__always) static var dead: RawPtr { swm_state() + deadOffset }
+  @inline(__always)
+  static var dead: RawPtr { UnsafeMutableRawPointer(withUnsafeMutablePointer(to: &Heap.state.pointee.deadCache) { $0 }) }
   @inline(__always) static var fresh: RawPtr { swm_fresh_cache_get() }
 
   /// The calling thread's cache if it has a real one (not a sentinel).
@@ -80,7 +82,7 @@ enum ThreadCache {
     guard let cache = Meta.allocCache() else { return nil }
     let bins = cache.assumingMemoryBound(to: Bin.self)
     var c: UInt32 = 1
-    while c < UInt32(SWM_NUM_CLASSES) && Heap.state.pointee.secure == 0 {
+    while c < UInt32(SWM_NUM_CLASSES) && !Heap.state.pointee.mitigations.noThreadCache {
       bins[Int(c)].limit = 2 &* UInt32(swm_class_batch_size(c))
       c &+= 1
     }

@@ -1,5 +1,7 @@
 import CShim
 
+// See Malloc.swift for an overview.
+
 /// The spans of one size class that have free blocks, behind that class's
 /// lock. Thread caches fetch and release blocks here in batches.
 ///
@@ -7,23 +9,23 @@ import CShim
 /// - `nonempty` holds exactly the spans of this class with `onList` set: a
 ///   block on the span's free list or never-used space below its end.
 /// - `freeBlocks` = free-list blocks + unbumped blocks over all those spans.
-/// - A span whose `used` drops to 0 stays (on `nonempty`) while it is the
-///   only such span of its class (`emptySpans` <= 1), so a class that cycles
+/// - A span whose `used` drops to 0 stays (on `nonempty`, as `keptEmpty`)
+///   while no other span of its class is kept so, so a class that cycles
 ///   around a span boundary does not go to the page heap each time; any
-///   further empty span goes back to the page heap at once.
+///   further empty span goes back to the page heap at once. `keptEmpty` is
+///   cleared when blocks are fetched from it again.
 struct CentralFreeList {
   var nonempty: SpanList
   var spans: UInt
   var freeBlocks: UInt
-  var emptySpans: UInt
+  var keptEmpty: SpanPtr?
 }
 
 enum Central {
-  static let offset = 2048
-
   @inline(__always)
   static func list(_ sizeClass: UInt32) -> UnsafeMutablePointer<CentralFreeList> {
-    Heap.region(at: offset, as: CentralFreeList.self) + Int(sizeClass)
+    let lists = withUnsafeMutablePointer(to: &Heap.state.pointee.central) { $0 }
+    return UnsafeMutableRawPointer(lists).assumingMemoryBound(to: CentralFreeList.self) + Int(sizeClass)
   }
 
   /// Up to `count` blocks linked through word 0, most recent first; returns
@@ -50,7 +52,7 @@ enum Central {
         span.pointee.owner = owner
         PageMap.setSmall(span)
       }
-      if span.pointee.used == 0 && span.pointee.bumpNext != span.pointee.start { central.pointee.emptySpans &-= 1 }
+      if span == central.pointee.keptEmpty { central.pointee.keptEmpty = nil }
       if span.pointee.freeList != nil && count &- taken > 1 { prefetchBlocks(span, size: size) }
       while taken < count, let block = span.pointee.freeList {
         span.pointee.freeList = decodeLink(block, span: span, sizeClass: sizeClass, keyBase: key)
@@ -80,8 +82,7 @@ enum Central {
   /// Starts loading the first line of every block below `bumpNext`: a span's
   /// free list is in the order its blocks were freed, so following it is a
   /// chain of cache misses, one per block, each waiting for the last; with
-  /// the lines requested at once the misses overlap (a workload whose freed
-  /// blocks had gone cold, frag: 27% -> 14% of its time in fetch).
+  /// the lines requested at once the misses overlap (docs/design.md).
   @inline(__always)
   static func prefetchBlocks(_ span: SpanPtr, size: UInt) {
     let step = max(size, 64)
@@ -116,8 +117,8 @@ enum Central {
         span.pointee.onList = true
       }
       if span.pointee.used == 0 {
-        if central.pointee.emptySpans == 0 {
-          central.pointee.emptySpans = 1
+        if central.pointee.keptEmpty == nil {
+          central.pointee.keptEmpty = span
           continue
         }
         central.pointee.nonempty.remove(span)
@@ -130,7 +131,7 @@ enum Central {
     return cursor
   }
 
-  /// Secure mode: every block of a new span goes on its free list in a
+  /// Mitigations.shuffle: every block of a new span goes on its free list in a
   /// random order (a random start and a random stride coprime with the
   /// object count walk all of them once), so allocation order within a span
   /// cannot be predicted.
@@ -165,16 +166,12 @@ enum Central {
       let lock = swm_lock_at(c)
       swm_lock(lock)
       let central = list(c)
-      var cursor = central.pointee.nonempty.head
-      while central.pointee.emptySpans > 0, let span = cursor {
-        cursor = span.pointee.next
-        if span.pointee.used == 0 && span.pointee.bumpNext != span.pointee.start {
-          central.pointee.nonempty.remove(span)
-          central.pointee.spans &-= 1
-          central.pointee.freeBlocks &-= UInt(swm_class_span_objects(c))
-          central.pointee.emptySpans &-= 1
-          PageHeap.freeSpan(span)
-        }
+      if let span = central.pointee.keptEmpty {
+        central.pointee.keptEmpty = nil
+        central.pointee.nonempty.remove(span)
+        central.pointee.spans &-= 1
+        central.pointee.freeBlocks &-= UInt(swm_class_span_objects(c))
+        PageHeap.freeSpan(span)
       }
       swm_unlock(lock)
       c &+= 1
@@ -208,12 +205,12 @@ enum Central {
 
   private static func newSpan(_ sizeClass: UInt32, _ central: UnsafeMutablePointer<CentralFreeList>,
                               owner: UInt32) -> SpanPtr? {
-    let secure = Heap.state.pointee.secure != 0
+    let mitigations = Heap.state.pointee.mitigations
     let pages = UInt(swm_class_span_pages(sizeClass))
-    guard let span = PageHeap.allocateSpan(pages: pages, guardPage: secure) else { return nil }
+    guard let span = PageHeap.allocateSpan(pages: pages, guardPage: mitigations.guardPages) else { return nil }
     span.pointee.freeList = nil
     span.pointee.bumpNext = span.pointee.start
-    if secure { shuffleIntoFreeList(span, sizeClass) }
+    if mitigations.shuffle { shuffleIntoFreeList(span, sizeClass) }
     span.pointee.used = 0
     span.pointee.sizeClass = UInt8(sizeClass)
     span.pointee.kind = SpanKind.small

@@ -1,5 +1,7 @@
 import CShim
 
+// See Malloc.swift for an overview.
+
 /// Where pages come from, and where they go back.
 ///
 /// OS memory moves through these states (each call named by its transition):
@@ -12,6 +14,18 @@ import CShim
 /// blocked) the heap maps a region instead and keeps working; when another
 /// allocator moved the break, the next sbrk region simply starts elsewhere.
 enum OSMemory {
+  /// Under the page-heap lock (the page heap is the only caller).
+  struct State {
+    /// End of the sbrk region we grew last; 0 before the first.
+    var sbrkEnd: UInt
+    var sbrkBytes: UInt
+    var regionMmapBytes: UInt
+  }
+
+  @inline(__always) static var state: UnsafeMutablePointer<State> {
+    withUnsafeMutablePointer(to: &Heap.state.pointee.os) { $0 }
+  }
+
   static let pageShift: UInt = 12
   static let pageSize: UInt = 1 << pageShift
   static let pageMask: UInt = pageSize - 1
@@ -24,12 +38,11 @@ enum OSMemory {
     var fromSbrk: Bool
   }
 
-  /// At least `bytes` (a page multiple) of fresh memory, plus M_TOP_PAD when
-  /// it comes from sbrk. Page-heap lock held.
-  static func grow(bytes: UInt) -> Region? {
+  /// At least `bytes` (a page multiple) of fresh memory, plus `pad` (M_TOP_PAD)
+  /// when it comes from sbrk. Page-heap lock held.
+  static func grow(bytes: UInt, pad: UInt) -> Region? {
     if bytes >= Heap.maxRequest { return nil }
-    let state = Heap.state
-    let padded = (bytes &+ state.pointee.topPad &+ pageMask) & ~pageMask
+    let padded = (bytes &+ pad &+ pageMask) & ~pageMask
     if let region = growSbrk(padded) { return region }
     let length = max(bytes, minRegion)
     guard let p = swm_sys_mmap(Int(length)) else { return nil }
@@ -38,7 +51,6 @@ enum OSMemory {
   }
 
   private static func growSbrk(_ bytes: UInt) -> Region? {
-    let state = Heap.state
     guard let current = swm_sys_sbrk(0) else { return nil }
     let brk = UInt(bitPattern: current)
     // Another allocator (or brk()) may have moved the break: start a new,
@@ -64,7 +76,6 @@ enum OSMemory {
   /// Lowers the break to `newEnd` if the break is still where we left it.
   /// Page-heap lock held.
   static func shrinkSbrk(to newEnd: UInt) -> Bool {
-    let state = Heap.state
     let end = state.pointee.sbrkEnd
     guard newEnd < end, let current = swm_sys_sbrk(0), UInt(bitPattern: current) == end else { return false }
     let release = end &- newEnd

@@ -1,71 +1,172 @@
 import CShim
 
-/// Tunables: defaults, SWIFTMALLOC_* environment variables and mallopt().
-///
-/// The environment is read by walking `environ` on the first slow path (no
-/// getenv: it may run before libc is initialised). Sizes accept K, M and G
-/// suffixes (powers of 1024, an optional trailing "B" or "iB"); a bad value
+// See Malloc.swift for an overview.
+
+/// Tunables: one table (`Option`) serves the environment (SWIFTMALLOC_*) and
+/// mallopt(). Each row names its variable and its mallopt parameter, the
+/// values it accepts, and where its value goes: the setting of the layer
+/// that reads it (Route, PageHeap, Mitigations), written under the init lock
+/// (and the page heap's own lock for its settings). Configuration flows one
+/// way; the one rule that changes settings at run time, glibc's dynamic mmap
+/// threshold, lives here too (`mmapBlockFreed`).
+/// The environment is read once, at the first allocation, by walking
+/// `environ` (no getenv: it may run before libc is ready). A bad value
 /// prints one warning line and keeps the default.
-///   SWIFTMALLOC_MMAP_THRESHOLD  requests from here up are mmapped (128K)
-///   SWIFTMALLOC_TRIM_THRESHOLD  free bytes at the sbrk top that trigger a trim (128K)
-///   SWIFTMALLOC_TOP_PAD         bytes kept at the top when growing or trimming (64K)
-///   SWIFTMALLOC_STATS           1: print malloc_stats() to stderr at exit
-///   SWIFTMALLOC_SECURE          1: secure mode (Secure.swift)
 enum Options {
+  /// Under the init lock.
+  struct State {
+    /// Set once mallopt or the environment fixed a threshold: the dynamic
+    /// rule leaves it alone from then on, as glibc does.
+    var mmapThresholdPinned: Bool
+    var trimThresholdPinned: Bool
+    var statsAtExit: Bool
+  }
+
   static let defaultMmapThreshold: UInt = 128 << 10
   static let defaultTrimThreshold: UInt = 128 << 10
   static let defaultTopPad: UInt = 64 << 10
   static let defaultDirtyLimit: UInt = 64 << 20
-  /// Dirty free pages untouched for this long are decommitted.
+  /// Free pages unused for this long are decommitted (ms).
   static let decayMilliseconds: UInt = 5000
   /// glibc's upper bound for M_MMAP_THRESHOLD on 64-bit (HEAP_MAX_SIZE / 2).
   static let maxMmapThreshold: UInt = 32 << 20
 
-  // glibc's mallopt parameter numbers (malloc.h) that take effect; the
-  // others (M_MXFAST, M_CHECK_ACTION, M_PERTURB, M_ARENA_*) are accepted.
-  static let M_TRIM_THRESHOLD: Int32 = -1
-  static let M_TOP_PAD: Int32 = -2
-  static let M_MMAP_THRESHOLD: Int32 = -3
-  static let M_MMAP_MAX: Int32 = -4
+  /// The options table.
+  enum Option: UInt8 {
+    case mmapThreshold, trimThreshold, topPad, mmapMax, secure, stats
 
-  static func updateSmallLimit() {
+    /// The environment variable, with its "="; nil for mallopt-only rows.
+    var environmentName: StaticString? {
+      switch self {
+      case .mmapThreshold: return "SWIFTMALLOC_MMAP_THRESHOLD="
+      case .trimThreshold: return "SWIFTMALLOC_TRIM_THRESHOLD="
+      case .topPad: return "SWIFTMALLOC_TOP_PAD="
+      case .mmapMax: return nil
+      case .secure: return "SWIFTMALLOC_SECURE="
+      case .stats: return "SWIFTMALLOC_STATS="
+      }
+    }
+
+    /// glibc's mallopt parameter number (malloc.h); nil for environment-only rows.
+    var malloptParameter: Int32? {
+      switch self {
+      case .trimThreshold: return -1  // M_TRIM_THRESHOLD
+      case .topPad: return -2         // M_TOP_PAD
+      case .mmapThreshold: return -3  // M_MMAP_THRESHOLD
+      case .mmapMax: return -4        // M_MMAP_MAX
+      case .secure, .stats: return nil
+      }
+    }
+
+    /// The largest value accepted (the smallest is 0 for every row).
+    var maximum: UInt {
+      switch self {
+      case .mmapThreshold: return maxMmapThreshold
+      case .trimThreshold: return UInt.max
+      case .topPad: return Heap.maxRequest &- 1
+      case .mmapMax: return UInt(Int32.max)
+      case .secure, .stats: return 1
+      }
+    }
+
+    /// A negative mallopt value: M_TRIM_THRESHOLD -1 disables trimming, as
+    /// in glibc; the other rows refuse it.
+    var negativeMeans: UInt? { self == .trimThreshold ? UInt.max : nil }
+
+    /// Stores an accepted value where its layer reads it (init lock held).
+    func apply(_ value: UInt) {
+      let state = Heap.state
+      switch self {
+      case .mmapThreshold:
+        state.pointee.route.mmapThreshold = value
+        state.pointee.options.mmapThresholdPinned = true
+      case .trimThreshold:
+        PageHeap.configure(trimThreshold: value, topPad: nil)
+        state.pointee.options.trimThresholdPinned = true
+      case .topPad:
+        PageHeap.configure(trimThreshold: nil, topPad: value)
+        state.pointee.options.mmapThresholdPinned = true
+        state.pointee.options.trimThresholdPinned = true
+      case .mmapMax:
+        state.pointee.route.mmapEnabled = value != 0
+        state.pointee.options.mmapThresholdPinned = true
+      case .secure:
+        if value != 0 { state.pointee.mitigations = .secure }
+      case .stats:
+        state.pointee.options.statsAtExit = value != 0
+      }
+    }
+  }
+
+  @inline(__always) static var lock: UnsafeMutablePointer<swm_lock_t> { swm_lock_at(UInt32(SWM_LOCK_INIT)) }
+
+  /// Defaults, then the environment (init lock held, at the first allocation).
+  static func initialize() {
     let state = Heap.state
-    let threshold = state.pointee.mmapEnabled != 0 ? state.pointee.mmapThreshold : UInt.max
-    state.pointee.smallLimit = min(UInt(SWM_MAX_SMALL), threshold == 0 ? 0 : threshold &- 1)
-    // Secure mode keeps the fast paths but sends every call past them: no
-    // request is "small" for mallocFast, and every bin has limit 0.
-    if state.pointee.secure != 0 { state.pointee.smallLimit = 0 }
+    state.pointee.route.mmapThreshold = defaultMmapThreshold
+    state.pointee.route.mmapEnabled = true
+    PageHeap.configure(trimThreshold: defaultTrimThreshold, topPad: defaultTopPad, dirtyLimit: defaultDirtyLimit)
+    if swm_secure_built_in() != 0 { state.pointee.mitigations = .secure }
+    loadEnvironment()
+    Route.update()
+  }
+
+  /// mallopt: 1 when the value was taken (or the parameter is one glibc has
+  /// and we ignore, or one nobody knows: glibc 2.36 returns 1 for those too);
+  /// 0 for a value out of range.
+  static func mallopt(_ parameter: Int32, _ value: Int32) -> Int32 {
+    guard let option = option(malloptParameter: parameter) else { return 1 }
+    let v: UInt
+    if value >= 0 { v = UInt(value) } else if let n = option.negativeMeans { v = n } else { return 0 }
+    if v > option.maximum { return 0 }
+    swm_lock(lock)
+    option.apply(v)
+    Route.update()
+    swm_unlock(lock)
+    return 1
+  }
+
+  private static func option(malloptParameter parameter: Int32) -> Option? {
+    var raw: UInt8 = 0
+    while let option = Option(rawValue: raw) {
+      if option.malloptParameter == parameter { return option }
+      raw &+= 1
+    }
+    return nil
   }
 
   static func loadEnvironment() {
     guard let env = swm_environ() else { return }
-    let state = Heap.state
     var i = 0
     while let entry = env[i] {
       i &+= 1
-      if let v = value(entry, "SWIFTMALLOC_MMAP_THRESHOLD=") {
-        if let n = parseSize(v), n <= maxMmapThreshold {
-          state.pointee.mmapThreshold = n
-          state.pointee.mmapThresholdPinned = 1
-        }
-        else { Diagnostics.warn("ignoring bad SWIFTMALLOC_MMAP_THRESHOLD=", v) }
-      } else if let v = value(entry, "SWIFTMALLOC_TRIM_THRESHOLD=") {
-        if let n = parseSize(v) {
-          state.pointee.trimThreshold = n
-          state.pointee.trimThresholdPinned = 1
-        }
-        else { Diagnostics.warn("ignoring bad SWIFTMALLOC_TRIM_THRESHOLD=", v) }
-      } else if let v = value(entry, "SWIFTMALLOC_TOP_PAD=") {
-        if let n = parseSize(v), n < Heap.maxRequest { state.pointee.topPad = n }
-        else { Diagnostics.warn("ignoring bad SWIFTMALLOC_TOP_PAD=", v) }
-      } else if let v = value(entry, "SWIFTMALLOC_SECURE=") {
-        if let n = parseSize(v), n <= 1 { state.pointee.secure = max(state.pointee.secure, n) }
-        else { Diagnostics.warn("ignoring bad SWIFTMALLOC_SECURE=", v) }
-      } else if let v = value(entry, "SWIFTMALLOC_STATS=") {
-        if let n = parseSize(v), n <= 1 { state.pointee.statsAtExit = n }
-        else { Diagnostics.warn("ignoring bad SWIFTMALLOC_STATS=", v) }
+      var raw: UInt8 = 0
+      while let option = Option(rawValue: raw) {
+        raw &+= 1
+        guard let name = option.environmentName, let v = value(entry, name) else { continue }
+        if let n = parseSize(v), n <= option.maximum { option.apply(n) }
+        else { Diagnostics.badOption(name, v) }
+        break
       }
     }
+  }
+
+  /// glibc's dynamic threshold: a program that frees an mmap block of n
+  /// bytes (up to 32 MiB) will likely ask for n again, so from now on blocks
+  /// of that size come from the heap (no mmap, munmap and page faults for
+  /// each), and the trim threshold follows at twice that. Unless mallopt or
+  /// the environment set a threshold (then it is pinned).
+  static func mmapBlockFreed(bytes: UInt) {
+    let state = Heap.state
+    if state.pointee.options.mmapThresholdPinned || bytes <= state.pointee.route.mmapThreshold
+      || bytes > maxMmapThreshold { return }
+    swm_lock(lock)
+    if !state.pointee.options.mmapThresholdPinned && bytes > state.pointee.route.mmapThreshold {
+      state.pointee.route.mmapThreshold = bytes &+ 1  // that very size now comes from the heap
+      if !state.pointee.options.trimThresholdPinned { PageHeap.configure(trimThreshold: 2 &* bytes, topPad: nil) }
+      Route.update()
+    }
+    swm_unlock(lock)
   }
 
   /// The text after `name` (which ends in "=") if `entry` starts with it.

@@ -1,0 +1,96 @@
+import CShim
+
+// See Malloc.swift for an overview.
+
+/// The page heap's way back to the OS (page-heap lock held unless said):
+/// the sbrk top beyond M_TRIM_THRESHOLD is cut with a negative sbrk; other
+/// free pages stay resident (dirty) for reuse and are decommitted
+/// (madvise(MADV_DONTNEED)) once they have been free for
+/// Options.decayMilliseconds, or at once beyond dirtyCap, or by malloc_trim.
+extension PageHeap {
+  /// malloc_trim: gives back the sbrk top beyond `pad` and decommits every
+  /// other free span. True when anything was released.
+  static func trim(pad: UInt) -> Bool {
+    swm_lock(lock)
+    defer { swm_unlock(lock) }
+    var released = false
+    if let top = PageMap.lookup(OSMemory.state.pointee.sbrkEnd &- 1), top.pointee.kind == SpanKind.free {
+      removeFree(top)
+      if let kept = trimTop(top, threshold: pad, pad: pad, released: &released) { insertFree(kept) }
+    }
+    released = decommit(keeping: 0, olderThan: nil) || released
+    return released
+  }
+
+  /// After a span went back: decommit beyond the dirty cap, and every
+  /// quarter of the decay time, whatever has been free for the whole of it.
+  static func decay() {
+    let dirty = state.pointee.freeBytes &- state.pointee.cleanBytes
+    let cap = dirtyCap()
+    if dirty > cap {
+      _ = decommit(keeping: cap / 2, olderThan: nil)
+    } else if dirty > 0 {
+      let now = UInt(swm_now_ms())
+      if now &- state.pointee.lastDecay >= Options.decayMilliseconds / 4 {
+        state.pointee.lastDecay = now
+        _ = decommit(keeping: 0, olderThan: UInt32(truncatingIfNeeded: now &- Options.decayMilliseconds))
+      }
+    }
+  }
+
+  /// How many dirty free bytes may stay resident: half of the heap, at
+  /// least dirtyLimit. Below it, pages are decommitted once they have been
+  /// free for Options.decayMilliseconds (checked as spans are freed).
+  static func dirtyCap() -> UInt {
+    let os = OSMemory.state
+    return max(state.pointee.dirtyLimit, (os.pointee.sbrkBytes &+ os.pointee.regionMmapBytes) / 2)
+  }
+
+  /// If `span` (not on a list) is the top of the sbrk heap and holds more than
+  /// `threshold` bytes, shrinks the heap to keep `pad` of it. Returns what is
+  /// left of the span, nil when nothing is.
+  static func trimTop(_ span: SpanPtr, threshold: UInt, pad: UInt, released: inout Bool) -> SpanPtr? {
+    guard span.pointee.fromSbrk, span.pointee.end == OSMemory.state.pointee.sbrkEnd,
+          span.pointee.bytes > threshold else { return span }
+    let keepPages = min((pad &+ OSMemory.pageMask) &>> OSMemory.pageShift, span.pointee.pages)
+    let releasePages = span.pointee.pages &- keepPages
+    if releasePages == 0 { return span }
+    let releaseStart = span.pointee.start &+ (keepPages &<< OSMemory.pageShift)
+    guard OSMemory.shrinkSbrk(to: releaseStart) else { return span }
+    _ = PageMap.set(releaseStart, pages: releasePages, to: nil)
+    released = true
+    span.pointee.pages = keepPages
+    if keepPages == 0 {
+      Meta.freeSpan(span)
+      return nil
+    }
+    PageMap.setEdges(span)
+    return span
+  }
+
+  /// Decommits free spans (largest lists first) until at most `keeping`
+  /// dirty free bytes remain; with `olderThan`, only spans dirty since before
+  /// that time. True when anything was decommitted.
+  static func decommit(keeping: UInt, olderThan: UInt32?) -> Bool {
+    let l = lists
+    var any = false
+    var n = 0
+    var order = 0  // 0 first, then exactLists down to 1
+    while order <= exactLists {
+      n = order == 0 ? 0 : exactLists &- order &+ 1
+      var cursor = l[n].head
+      while let s = cursor, state.pointee.freeBytes &- state.pointee.cleanBytes > keeping {
+        if !s.pointee.clean && (olderThan == nil || Int32(bitPattern: olderThan! &- s.pointee.freedAt) >= 0) {
+          _ = swm_sys_decommit(RawPtr(bitPattern: s.pointee.start), Int(s.pointee.bytes))
+          s.pointee.clean = true
+          state.pointee.cleanBytes &+= s.pointee.bytes
+          any = true
+        }
+        cursor = s.pointee.next
+      }
+      order &+= 1
+    }
+    return any
+  }
+
+}

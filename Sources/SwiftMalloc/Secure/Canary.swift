@@ -1,0 +1,85 @@
+import CShim
+
+// See Malloc.swift for an overview; the mitigations are listed in Mitigations.swift.
+
+/// Small blocks with a canary (Mitigations.canaries): each carries, after
+/// the caller's bytes, canary bytes up to its last word and then its
+/// requested size keyed with the process secret; both are checked on free,
+/// realloc and malloc_usable_size. Such blocks come straight from the
+/// central list (no thread cache) and, when freed, go to the quarantine.
+///
+/// Layout of a small block of class size S holding a request of n bytes:
+///
+///     0            n                     S-8          S
+///     | caller's n | canary bytes (>= 8)  | n ^ key    |
+enum Canary {
+  /// Canary (at least 8 bytes) plus the size word.
+  static let overhead: UInt = 16
+
+  @inline(__always)
+  static var canaryByte: UInt8 { UInt8(truncatingIfNeeded: Heap.state.pointee.keySecret &>> 16) | 0x81 }
+
+  @inline(__always)
+  static func sizeKey(_ p: RawPtr) -> UInt {
+    (Heap.state.pointee.keySecret &>> 7) ^ (UInt(bitPattern: p) &* 0xff51_afd7_ed55_8ccd)
+  }
+
+  /// A block of `sizeClass` for a request of `n` bytes, its canary and size
+  /// word written; nil with ENOMEM when memory is exhausted.
+  static func allocate(_ sizeClass: UInt32, request n: UInt, zeroed: Bool) -> RawPtr? {
+    let (head, taken) = Central.fetch(sizeClass, count: 1, owner: 0)
+    guard taken == 1, let block = head else {
+      swm_errno_set(swm_ENOMEM())
+      return nil
+    }
+    let size = UInt(swm_class_to_size(sizeClass))
+    block.storeBytes(of: 0, as: UInt.self)                  // fetch's chain link
+    block.storeBytes(of: 0, toByteOffset: 8, as: UInt.self) // freed tag
+    if zeroed { block.initializeMemory(as: UInt8.self, repeating: 0, count: Int(n)) }
+    (block + Int(n)).initializeMemory(as: UInt8.self, repeating: canaryByte, count: Int(size &- 8 &- n))
+    block.storeBytes(of: n ^ sizeKey(block), toByteOffset: Int(size &- 8), as: UInt.self)
+    return block
+  }
+
+  /// The size the caller asked for; aborts if the size word was overwritten.
+  static func requestedSize(_ p: RawPtr, sizeClass: UInt32, call: StaticString) -> UInt {
+    let size = UInt(swm_class_to_size(sizeClass))
+    let n = p.load(fromByteOffset: Int(size &- 8), as: UInt.self) ^ sizeKey(p)
+    if n > size &- overhead { Diagnostics.fatal(call, "heap overflow (block trailer overwritten) in", p) }
+    return n
+  }
+
+  /// Checks the size word and every canary byte; returns the requested size.
+  static func check(_ p: RawPtr, sizeClass: UInt32, call: StaticString) -> UInt {
+    let size = UInt(swm_class_to_size(sizeClass))
+    let n = requestedSize(p, sizeClass: sizeClass, call: call)
+    let canary = canaryByte
+    let end = size &- 8  // the size word; blocks are 16-byte multiples, so end is 8-aligned
+    var i = n
+    // bytes up to the first 8-byte boundary, then whole words
+    while i < end && i & 7 != 0 {
+      if p.load(fromByteOffset: Int(i), as: UInt8.self) != canary {
+        Diagnostics.fatal(call, "heap overflow past the end of", p)
+      }
+      i &+= 1
+    }
+    let word = UInt(canary) &* 0x0101_0101_0101_0101
+    while i < end {
+      if p.load(fromByteOffset: Int(i), as: UInt.self) != word {
+        Diagnostics.fatal(call, "heap overflow past the end of", p)
+      }
+      i &+= 8
+    }
+    return n
+  }
+
+  /// free of a checked small block (a block start, not freed): canary
+  /// checked, then to the quarantine, or straight back to the central list.
+  static func free(_ p: RawPtr, sizeClass: UInt32, tag: UInt, call: StaticString) {
+    let mitigations = Heap.state.pointee.mitigations
+    if mitigations.canaries { _ = check(p, sizeClass: sizeClass, call: call) }
+    if mitigations.quarantine { return Quarantine.enter(p, sizeClass: sizeClass, tag: tag) }
+    p.storeBytes(of: nil, as: RawPtr?.self)
+    Central.release(sizeClass, head: p)
+  }
+}
