@@ -51,7 +51,7 @@ static swm_clock_fn swm_vdso_lookup(void) {
   return swm_clock_none;
 }
 
-uint64_t swm_now_ms(void) {
+uint64_t swm_clock_ms(int precise) {
   swm_clock_fn fn = atomic_load_explicit(&swm_vdso_clock, memory_order_acquire);
   if (__builtin_expect(fn == NULL, 0)) {
     fn = swm_vdso_lookup();  /* idempotent: racing threads find the same */
@@ -59,7 +59,7 @@ uint64_t swm_now_ms(void) {
   }
   struct timespec t = {0, 0};
   int e = errno;  /* the vDSO may fall back to a system call that sets nothing, but be sure */
-  fn(CLOCK_MONOTONIC_COARSE, &t);
+  fn(precise ? CLOCK_MONOTONIC : CLOCK_MONOTONIC_COARSE, &t);
   errno = e;
   return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
 }

@@ -118,69 +118,67 @@ __attribute__((constructor(101))) static void swm_shim_init(void) { swm_lifecycl
 
 /* MARK: lock slow paths ----------------------------------------------------- */
 
-static long swm_futex(_Atomic int *addr, int op, int val) {
-  return swm_raw_syscall6(SYS_futex, (long)addr, op | FUTEX_PRIVATE_FLAG, val, 0, 0, 0);
-}
-
 void swm_lock_slow(swm_lock_t *lock) {
-  int e = errno;
   /* spin briefly: allocator critical sections are short */
   for (int i = 0; i < 100; i++) {
     int expected = 0;
     if (atomic_load_explicit(&lock->state, memory_order_relaxed) == 0 &&
         atomic_compare_exchange_weak_explicit(&lock->state, &expected, 1,
-                                              memory_order_acquire, memory_order_relaxed)) {
-      errno = e;
+                                              memory_order_acquire, memory_order_relaxed))
       return;
-    }
     __builtin_ia32_pause();
   }
   int c = atomic_exchange_explicit(&lock->state, 2, memory_order_acquire);
   while (c != 0) {
-    swm_futex(&lock->state, FUTEX_WAIT, 2);
+    swm_futex_wait(&lock->state, 2, -1);
     c = atomic_exchange_explicit(&lock->state, 2, memory_order_acquire);
   }
-  errno = e;
 }
 
-void swm_unlock_slow(swm_lock_t *lock) {
-  int e = errno;
-  swm_futex(&lock->state, FUTEX_WAKE, 1);
-  errno = e;
-}
+void swm_unlock_slow(swm_lock_t *lock) { swm_futex_wake(&lock->state, 1); }
 
 /* MARK: messages ------------------------------------------------------------ */
 
-static size_t swm_append(char *buf, size_t at, size_t cap, const char *s) {
-  while (s && *s && at < cap) buf[at++] = *s++;
-  return at;
+/* Every line the library prints is built here and written with one write(2):
+ * no stdio, no malloc (it may run inside a failing malloc). The last byte
+ * of the buffer is kept for the newline. */
+void swm_line_str(swm_line_t *line, const char *s, size_t width) {
+  size_t cap = sizeof line->buf - 1, written = 0;
+  while (s && s[written] && line->n < cap) line->buf[line->n++] = s[written++];
+  while (written++ < width && line->n < cap) line->buf[line->n++] = ' ';
+}
+
+void swm_line_num(swm_line_t *line, uint64_t v, unsigned base, size_t width) {
+  char digits[24];
+  size_t n = 0, cap = sizeof line->buf - 1;
+  do { digits[n++] = "0123456789abcdef"[v % base]; v /= base; } while (v != 0);
+  for (size_t pad = n; pad < width && line->n < cap; pad++) line->buf[line->n++] = ' ';
+  while (n > 0 && line->n < cap) line->buf[line->n++] = digits[--n];
+}
+
+void swm_line_write(swm_line_t *line, int fd) {
+  line->buf[line->n++] = '\n';
+  swm_sys_write(fd, line->buf, line->n);
+  line->n = 0;
 }
 
 void swm_fatal(const char *call, const char *problem, const void *ptr) {
-  char buf[256];
-  size_t n = 0, cap = sizeof buf - 1;
-  n = swm_append(buf, n, cap, "swiftmalloc: ");
-  n = swm_append(buf, n, cap, call);
-  n = swm_append(buf, n, cap, ": ");
-  n = swm_append(buf, n, cap, problem);
-  n = swm_append(buf, n, cap, " 0x");
-  uintptr_t v = (uintptr_t)ptr;
-  char hex[2 * sizeof v];
-  int digits = 0;
-  do { hex[digits++] = "0123456789abcdef"[v & 15]; v >>= 4; } while (v != 0);
-  while (digits > 0 && n < cap) buf[n++] = hex[--digits];
-  buf[n++] = '\n';
-  swm_sys_write(2, buf, n);
+  swm_line_t line = {.n = 0};
+  swm_line_str(&line, "swiftmalloc: ", 0);
+  swm_line_str(&line, call, 0);
+  swm_line_str(&line, ": ", 0);
+  swm_line_str(&line, problem, 0);
+  swm_line_str(&line, " 0x", 0);
+  swm_line_num(&line, (uintptr_t)ptr, 16, 0);
+  swm_line_write(&line, 2);
   abort();
 }
 
 void swm_warn(const char *text, const char *name, const char *value) {
-  char buf[256];
-  size_t n = 0, cap = sizeof buf - 1;
-  n = swm_append(buf, n, cap, "swiftmalloc: ");
-  n = swm_append(buf, n, cap, text);
-  n = swm_append(buf, n, cap, name);
-  n = swm_append(buf, n, cap, value);
-  buf[n++] = '\n';
-  swm_sys_write(2, buf, n);
+  swm_line_t line = {.n = 0};
+  swm_line_str(&line, "swiftmalloc: ", 0);
+  swm_line_str(&line, text, 0);
+  swm_line_str(&line, name, 0);
+  swm_line_str(&line, value, 0);
+  swm_line_write(&line, 2);
 }

@@ -50,23 +50,11 @@ static inline void swm_pool_spin_reset(uint32_t *word) { __atomic_store_n(word, 
  * negative timeout waits without limit). Spurious returns are allowed: the
  * caller re-checks its condition. */
 static inline void swm_pool_futex_wait(uint32_t *word, uint32_t expected, long timeout_ms) {
-  int e = errno;
-  struct timespec ts, *tsp = NULL;
-  if (timeout_ms >= 0) {
-    ts.tv_sec = timeout_ms / 1000;
-    ts.tv_nsec = (timeout_ms % 1000) * 1000000L;
-    tsp = &ts;
-  }
-  swm_raw_syscall6(SYS_futex, (long)word, FUTEX_WAIT | FUTEX_PRIVATE_FLAG, expected, (long)tsp, 0, 0);
-  errno = e;
+  swm_futex_wait(word, expected, timeout_ms);
 }
 
 /* Wakes every thread blocked in swm_pool_futex_wait on word. */
-static inline void swm_pool_futex_wake_all(uint32_t *word) {
-  int e = errno;
-  swm_raw_syscall6(SYS_futex, (long)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 0x7fffffff, 0, 0, 0);
-  errno = e;
-}
+static inline void swm_pool_futex_wake_all(uint32_t *word) { swm_futex_wake(word, 0x7fffffff); }
 
 static inline uint32_t swm_pool_load32(uint32_t *word) {
   return atomic_load_explicit((_Atomic uint32_t *)word, memory_order_acquire);
@@ -75,16 +63,7 @@ static inline void swm_pool_add32(uint32_t *word, uint32_t v) {
   atomic_fetch_add_explicit((_Atomic uint32_t *)word, v, memory_order_release);
 }
 
-static inline long swm_pool_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-/* Stores v in *byte and returns what was there. */
-static inline uint8_t swm_pool_xchg8(uint8_t *byte, uint8_t v) {
-  return atomic_exchange_explicit((_Atomic uint8_t *)byte, v, memory_order_acq_rel);
-}
+static inline long swm_pool_now_ms(void) { return (long)swm_clock_ms(1); }
 
 static inline uint8_t swm_pool_load8(uint8_t *byte) {
   return atomic_load_explicit((_Atomic uint8_t *)byte, memory_order_relaxed);

@@ -51,19 +51,12 @@ void swm_lifecycle_init(void);
 
 /* MARK: errno ------------------------------------------------------------ */
 
-static inline int swm_errno_get(void) { return errno; }
 static inline void swm_errno_set(int e) { errno = e; }
 static inline int swm_ENOMEM(void) { return ENOMEM; }
 static inline int swm_EINVAL(void) { return EINVAL; }
 
 /* MARK: atomics on raw memory -------------------------------------------- */
 
-static inline uintptr_t swm_atomic_load(uintptr_t *p) {
-  return atomic_load_explicit((_Atomic uintptr_t *)p, memory_order_acquire);
-}
-static inline void swm_atomic_store(uintptr_t *p, uintptr_t v) {
-  atomic_store_explicit((_Atomic uintptr_t *)p, v, memory_order_release);
-}
 /* A hint to start loading the line holding p (for a read). */
 static inline __attribute__((always_inline)) void swm_prefetch(const void *p) {
   __builtin_prefetch(p, 0, 3);
@@ -76,10 +69,6 @@ static inline void swm_atomic_max(uintptr_t *p, uintptr_t v) {
   uintptr_t seen = atomic_load_explicit((_Atomic uintptr_t *)p, memory_order_relaxed);
   while (seen < v && !atomic_compare_exchange_weak_explicit((_Atomic uintptr_t *)p, &seen, v, memory_order_relaxed,
                                                             memory_order_relaxed)) {}
-}
-static inline int swm_atomic_cas(uintptr_t *p, uintptr_t expected, uintptr_t desired) {
-  return atomic_compare_exchange_strong_explicit((_Atomic uintptr_t *)p, &expected, desired,
-                                                 memory_order_acq_rel, memory_order_acquire);
 }
 
 /* MARK: lock ------------------------------------------------------------- */
@@ -227,11 +216,25 @@ static inline uint64_t swm_sys_random(void) {
   return v;
 }
 
-/* Milliseconds on a coarse monotonic clock: the vDSO's clock_gettime, found
- * in the vDSO image itself rather than through libc (clock_gettime is
+/* Milliseconds on the monotonic clock: the vDSO's clock_gettime, found in
+ * the vDSO image itself rather than through libc (clock_gettime is
  * interposable and is read under the page-heap lock); a raw system call when
- * there is no vDSO. */
-uint64_t swm_now_ms(void);
+ * there is no vDSO. `precise`: CLOCK_MONOTONIC (for timeouts), else the
+ * cheaper CLOCK_MONOTONIC_COARSE (a few ms resolution, for decay). os.c. */
+uint64_t swm_clock_ms(int precise);
+static inline uint64_t swm_now_ms(void) { return swm_clock_ms(0); }
+
+/* The one futex pair (private futexes): the lock's slow paths and the
+ * memory reserves' waits. Wait blocks while *word == expected, at most
+ * timeout_ms (negative: no limit); spurious returns are allowed. */
+static inline void swm_futex_wait(void *word, uint32_t expected, long timeout_ms) {
+  struct { long tv_sec, tv_nsec; } ts = { timeout_ms / 1000, (timeout_ms % 1000) * 1000000L };
+  swm_raw_syscall6(SYS_futex, (long)word, FUTEX_WAIT | FUTEX_PRIVATE_FLAG, (long)expected,
+                   timeout_ms >= 0 ? (long)&ts : 0, 0, 0);
+}
+static inline void swm_futex_wake(void *word, int count) {
+  swm_raw_syscall6(SYS_futex, (long)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, count, 0, 0, 0);
+}
 
 /* The process environment, walked by Options.swift (never getenv). */
 extern char **environ;
@@ -311,6 +314,14 @@ static inline void swm_pagemap_set_leaf(uintptr_t rootIndex, void *leaf) {
 }
 
 /* MARK: messages ------------------------------------------------------------ */
+
+/* A line of text for stderr or a file descriptor (shim.c): strings padded
+ * to a width (0: none), numbers in a base right-aligned to a width, then
+ * one write(2) with the newline. Used for every message we print. */
+typedef struct { char buf[256]; size_t n; } swm_line_t;
+void swm_line_str(swm_line_t *line, const char *s, size_t width);
+void swm_line_num(swm_line_t *line, uint64_t v, unsigned base, size_t width);
+void swm_line_write(swm_line_t *line, int fd);
 
 /* Writes "swiftmalloc: <call>: <problem> <ptr>\n" with write(2), then abort(). */
 __attribute__((noreturn)) void swm_fatal(const char *call, const char *problem, const void *ptr);
