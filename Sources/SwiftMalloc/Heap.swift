@@ -33,6 +33,7 @@ struct HeapState {
   // MARK: the layers, front to back
   /// The dead thread cache: empty bins with limit 0 (ThreadCache.swift).
   var deadCache: ClassArray<Bin>
+  var caches: Budget.State
   var central: ClassArray<CentralFreeList>
   var pageHeap: PageHeap.State
   var large: LargeBlocks.State

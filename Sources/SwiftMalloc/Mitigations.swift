@@ -24,13 +24,12 @@ struct Mitigations {
   var guardPages: Bool
   var shuffle: Bool
   var noThreadCache: Bool
+  /// canaries || quarantine, stored: free's slow path reads one byte.
+  var checkedSmallBlocks: Bool
 
   static let secure = Mitigations(canaries: true, quarantine: true, guardPages: true, shuffle: true,
-                                  noThreadCache: true)
+                                  noThreadCache: true, checkedSmallBlocks: true)
 
   /// Bytes a small block carries beyond the request.
   @inline(__always) var overhead: UInt { canaries ? Canary.overhead : 0 }
-  /// Whether small blocks are allocated and freed by Canary/Quarantine
-  /// rather than the thread caches.
-  @inline(__always) var checkedSmallBlocks: Bool { canaries || quarantine }
 }

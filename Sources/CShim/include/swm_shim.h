@@ -64,6 +64,12 @@ static inline __attribute__((always_inline)) void swm_prefetch(const void *p) {
 static inline uintptr_t swm_atomic_add(uintptr_t *p, uintptr_t v) {
   return atomic_fetch_add_explicit((_Atomic uintptr_t *)p, v, memory_order_relaxed);
 }
+static inline uintptr_t swm_atomic_exchange(uintptr_t *p, uintptr_t v) {
+  return atomic_exchange_explicit((_Atomic uintptr_t *)p, v, memory_order_acq_rel);
+}
+static inline void swm_atomic_store_relaxed(uintptr_t *p, uintptr_t v) {
+  atomic_store_explicit((_Atomic uintptr_t *)p, v, memory_order_relaxed);
+}
 /* *p = max(*p, v), atomically (peaks of counters). */
 static inline void swm_atomic_max(uintptr_t *p, uintptr_t v) {
   uintptr_t seen = atomic_load_explicit((_Atomic uintptr_t *)p, memory_order_relaxed);
@@ -99,6 +105,13 @@ static inline __attribute__((always_inline)) void swm_unlock(swm_lock_t *lock) {
   if (__builtin_expect(swm_tls_forking, 0)) return;
   if (__builtin_expect(atomic_exchange_explicit(&lock->state, 0, memory_order_release) != 1, 0))
     swm_unlock_slow(lock);
+}
+/* Takes the lock if it is free; 0 when another thread holds it. */
+static inline int swm_trylock(swm_lock_t *lock) {
+  if (__builtin_expect(swm_tls_forking, 0)) return 1;
+  int expected = 0;
+  return atomic_compare_exchange_strong_explicit(&lock->state, &expected, 1, memory_order_acquire,
+                                                 memory_order_relaxed);
 }
 /* Used by the fork child: whatever state the lock had, it is free now. */
 static inline void swm_lock_reset(swm_lock_t *lock) {

@@ -48,15 +48,20 @@ enum Meta {
   static func allocCache() -> RawPtr? {
     swm_lock(lock)
     let p = take(cacheBytes, freeList: &state.pointee.freeCaches)
-    if p != nil { state.pointee.liveCaches &+= 1 }
+    if let p {
+      state.pointee.liveCaches &+= 1
+      Budget.link(p)  // after the count: the share shrinks
+    }
     swm_unlock(lock)
     return p
   }
 
   static func freeCache(_ cache: RawPtr) {
     swm_lock(lock)
+    Budget.unlink(cache)
     give(cache, freeList: &state.pointee.freeCaches)
     state.pointee.liveCaches &-= 1
+    Budget.updateShare()
     swm_unlock(lock)
   }
 

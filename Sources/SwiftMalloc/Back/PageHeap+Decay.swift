@@ -22,28 +22,38 @@ extension PageHeap {
     return released
   }
 
-  /// After a span went back: decommit beyond the dirty cap, and every
+  /// After a span went back: decommit beyond the dirty limit, and every
   /// quarter of the decay time, whatever has been free for the whole of it.
   static func decay() {
     let dirty = state.pointee.freeBytes &- state.pointee.cleanBytes
-    let cap = dirtyCap()
+    let cap = state.pointee.dirtyLimit
     if dirty > cap {
-      _ = decommit(keeping: cap / 2, olderThan: nil)
+      _ = decommit(keeping: cap / 4, olderThan: nil)
     } else if dirty > 0 {
-      let now = UInt(swm_now_ms())
-      if now &- state.pointee.lastDecay >= Options.decayMilliseconds / 4 {
-        state.pointee.lastDecay = now
-        _ = decommit(keeping: 0, olderThan: UInt32(truncatingIfNeeded: now &- Options.decayMilliseconds))
-      }
+      decayOld(now: UInt(swm_now_ms()))
     }
   }
 
-  /// How many dirty free bytes may stay resident: half of the heap, at
-  /// least dirtyLimit. Below it, pages are decommitted once they have been
-  /// free for Options.decayMilliseconds (checked as spans are freed).
-  static func dirtyCap() -> UInt {
-    let os = OSMemory.state
-    return max(state.pointee.dirtyLimit, (os.pointee.sbrkBytes &+ os.pointee.regionMmapBytes) / 2)
+  /// Decommits what has been free for the whole decay time, at most every
+  /// quarter of it (lock held).
+  private static func decayOld(now: UInt) {
+    let decay = state.pointee.decayMilliseconds
+    if now &- state.pointee.lastDecay < decay / 4 { return }
+    state.pointee.lastDecay = now
+    _ = decommit(keeping: 0, olderThan: UInt32(truncatingIfNeeded: now &- decay))
+  }
+
+  /// Decay for a program whose traffic the thread caches serve and that so
+  /// never frees a span: the thread caches' slow paths call this now and
+  /// then (ThreadCache.tick). It never waits for the page-heap lock.
+  @inline(never)
+  static func tick() {
+    let now = UInt(swm_now_ms())
+    if now &- state.pointee.lastDecay < state.pointee.decayMilliseconds / 4
+      || state.pointee.freeBytes == state.pointee.cleanBytes { return }
+    if swm_trylock(lock) == 0 { return }
+    decayOld(now: now)
+    swm_unlock(lock)
   }
 
   /// If `span` (not on a list) is the top of the sbrk heap and holds more than

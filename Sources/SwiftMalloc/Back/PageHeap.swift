@@ -34,8 +34,11 @@ enum PageHeap {
     // Settings (Options.configure writes them, under this lock too).
     var trimThreshold: UInt
     var topPad: UInt
-    /// Free bytes that may stay resident at most (the floor of dirtyCap).
+    /// Free bytes that may stay resident at most (dirty); beyond it the
+    /// oldest go back at once.
     var dirtyLimit: UInt
+    /// Free pages unused for this long are decommitted (ms).
+    var decayMilliseconds: UInt
     /// lists[n], 1...exactLists: free spans of exactly n pages; lists[0]: longer ones.
     var lists: InlineArray<129, SpanList>
   }
@@ -49,12 +52,14 @@ enum PageHeap {
     UnsafeMutableRawPointer(withUnsafeMutablePointer(to: &state.pointee.lists) { $0 }).assumingMemoryBound(to: SpanList.self)
   }
 
-  /// Sets the trim threshold, M_TOP_PAD and the dirty limit (nil: unchanged).
-  static func configure(trimThreshold: UInt?, topPad: UInt?, dirtyLimit: UInt? = nil) {
+  /// Sets the trim threshold, M_TOP_PAD, the dirty limit and the decay
+  /// time (nil: unchanged).
+  static func configure(trimThreshold: UInt?, topPad: UInt?, dirtyLimit: UInt? = nil, decay: UInt? = nil) {
     swm_lock(lock)
     if let trimThreshold { state.pointee.trimThreshold = trimThreshold }
     if let topPad { state.pointee.topPad = topPad }
     if let dirtyLimit { state.pointee.dirtyLimit = dirtyLimit }
+    if let decay { state.pointee.decayMilliseconds = decay }
     swm_unlock(lock)
   }
 

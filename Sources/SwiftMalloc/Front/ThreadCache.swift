@@ -6,9 +6,10 @@ import CShim
 /// size class (linked through word 0 of each block).
 ///
 /// Invariants: `count` is the length of the list; `count <= limit` except
-/// for the moment inside freeSlow; `limit` starts at two batches and grows
-/// by a batch (up to ThreadCache.limitCap) each time the bin runs dry and is
-/// refilled; the dead cache has limit 0 everywhere.
+/// for the moment inside freeSlow; `limit` starts at 0 and grows by a batch
+/// (up to ThreadCache.limitCap, and within the thread's share of the cache
+/// budget, see Budget) each time the bin runs dry and is refilled; the
+/// sentinels have limit 0 everywhere.
 struct Bin {
   var head: RawPtr?
   var count: UInt32
@@ -29,8 +30,23 @@ struct Bin {
 /// works on the central lists directly. Neither sentinel has outgoing lists
 /// or a header: only `existing()` and `current()` caches do.
 enum ThreadCache {
+  /// Written by the owner thread on its slow paths, but `flushRequested`
+  /// (any thread, atomically) and the links (meta lock).
   struct Header {
     var registered: UInt
+    /// Sum of limit x block size over the bins: the most this cache can
+    /// hold (outgoing lists aside), kept within Budget's share.
+    var capacity: UInt
+    /// Bins whose limit is not 0.
+    var activeBins: UInt
+    /// Set by another thread when the caches together hold more than the
+    /// budget: the owner trims its cache on its next slow path.
+    var flushRequested: UInt
+    /// Every live cache, for Budget.requestFlushes (meta lock).
+    var next: RawPtr?
+    var prev: RawPtr?
+    /// Slow paths taken, for PageHeap.tick.
+    var slowPaths: UInt
   }
   static let binsBytes = MemoryLayout<Bin>.stride * Int(SWM_NUM_CLASSES)
   static let bytes = 2 * binsBytes + MemoryLayout<Header>.stride
@@ -80,13 +96,7 @@ enum ThreadCache {
   @inline(never)
   private static func create() -> RawPtr? {
     guard let cache = Meta.allocCache() else { return nil }
-    let bins = cache.assumingMemoryBound(to: Bin.self)
-    var c: UInt32 = 1
-    while c < UInt32(SWM_NUM_CLASSES) && !Heap.state.pointee.mitigations.noThreadCache {
-      bins[Int(c)].limit = 2 &* UInt32(swm_class_batch_size(c))
-      c &+= 1
-    }
-    swm_tls_set(cache)
+    swm_tls_set(cache)  // every limit 0: the first use of each class refills it
     register(cache)
     return cache
   }
@@ -109,18 +119,28 @@ enum ThreadCache {
     let bin = cache.assumingMemoryBound(to: Bin.self) + Int(sizeClass)
     if bin.pointee.head == nil {
       let batch = UInt32(swm_class_batch_size(sizeClass))
-      let (head, taken) = Central.fetch(sizeClass, count: batch, owner: id(cache))
+      // A bin that runs dry is serving a working set larger than it may
+      // hold: let it hold one batch more, up to its cap and within the
+      // budget. (Growing on overflow instead would let a thread that only
+      // frees, a consumer, pile up 128 KiB per class that it never reuses.)
+      let cap = limitCap(sizeClass)
+      if bin.pointee.limit < cap { Budget.grow(cache, sizeClass, to: min(cap, bin.pointee.limit &+ batch)) }
+      // a batch, or what the limit allows (the popped block does not count)
+      let want = min(batch, bin.pointee.limit &+ 1)
+      let (head, taken) = Central.fetch(sizeClass, count: want, owner: id(cache))
       if taken == 0 { swm_errno_set(swm_ENOMEM()); return nil }
       bin.pointee.head = head
       bin.pointee.count = taken
-      // A bin that runs dry is serving a working set larger than it may
-      // hold: let it hold one batch more, up to its cap. (Growing on
-      // overflow instead would let a thread that only frees, a consumer,
-      // pile up 128 KiB per class that it never reuses.)
-      let cap = limitCap(sizeClass)
-      if bin.pointee.limit < cap { bin.pointee.limit = min(cap, bin.pointee.limit &+ batch) }
+      let block = pop(bin)
+      afterSlowPath(cache)  // may shrink this very bin: pop first
+      return block
     }
-    let block = bin.pointee.head!
+    return pop(bin)
+  }
+
+  @inline(__always)
+  private static func pop(_ bin: UnsafeMutablePointer<Bin>) -> RawPtr {
+    let block = bin.pointee.head.unsafelyUnwrapped  // the caller saw it non-empty
     bin.pointee.head = block.load(as: RawPtr?.self)
     bin.pointee.count &-= 1
     block.storeBytes(of: 0, toByteOffset: 8, as: UInt.self)
@@ -152,8 +172,22 @@ enum ThreadCache {
     bin.pointee.head = block
     bin.pointee.count &+= 1
     if bin.pointee.count > bin.pointee.limit {
-      releaseBatch(bin, sizeClass: sizeClass, count: UInt32(swm_class_batch_size(sizeClass)))
+      let excess = bin.pointee.count &- bin.pointee.limit
+      releaseBatch(bin, sizeClass: sizeClass, count: max(min(UInt32(swm_class_batch_size(sizeClass)), bin.pointee.count),
+                                                          excess))
+      afterSlowPath(cache)
     }
+  }
+
+  /// What every refill and overflow is followed by: the budget check, and
+  /// every 16th time the page heap's decay (whose time has come even when
+  /// no span is freed, in a program the caches serve).
+  @inline(__always)
+  private static func afterSlowPath(_ cache: RawPtr) {
+    Budget.check(cache)
+    let header = header(cache)
+    header.pointee.slowPaths &+= 1
+    if header.pointee.slowPaths & 15 == 0 { PageHeap.tick() }
   }
 
   /// The most blocks a bin may hold: two batches, or more up to 128 KiB.
@@ -189,6 +223,7 @@ enum ThreadCache {
 func swmcore_thread_exit(_ cache: RawPtr) {
   if cache == ThreadCache.dead { return }
   ThreadCache.flush(cache)
+  Budget.retire(cache)
   swm_tls_set(ThreadCache.dead)
   Meta.freeCache(cache)
 }

@@ -25,7 +25,8 @@ enum Options {
   static let defaultMmapThreshold: UInt = 128 << 10
   static let defaultTrimThreshold: UInt = 128 << 10
   static let defaultTopPad: UInt = 64 << 10
-  static let defaultDirtyLimit: UInt = 64 << 20
+  /// Dirty free pages the page heap may keep (bytes).
+  static let defaultDirtyLimit: UInt = 32 << 20
   /// Free pages unused for this long are decommitted (ms).
   static let decayMilliseconds: UInt = 5000
   /// glibc's upper bound for M_MMAP_THRESHOLD on 64-bit (HEAP_MAX_SIZE / 2).
@@ -33,7 +34,7 @@ enum Options {
 
   /// The options table.
   enum Option: UInt8 {
-    case mmapThreshold, trimThreshold, topPad, mmapMax, secure, stats
+    case mmapThreshold, trimThreshold, topPad, mmapMax, secure, stats, cacheBudget, dirtyLimit, decayTime
 
     /// The environment variable, with its "="; nil for mallopt-only rows.
     var environmentName: StaticString? {
@@ -44,6 +45,9 @@ enum Options {
       case .mmapMax: return nil
       case .secure: return "SWIFTMALLOC_SECURE="
       case .stats: return "SWIFTMALLOC_STATS="
+      case .cacheBudget: return "SWIFTMALLOC_CACHE_BUDGET="
+      case .dirtyLimit: return "SWIFTMALLOC_DIRTY_LIMIT="
+      case .decayTime: return "SWIFTMALLOC_DECAY_MS="
       }
     }
 
@@ -55,6 +59,9 @@ enum Options {
       case .mmapThreshold: return -3  // M_MMAP_THRESHOLD
       case .mmapMax: return -4        // M_MMAP_MAX
       case .secure, .stats: return nil
+      case .cacheBudget: return -1001  // SWM_M_CACHE_BUDGET, swiftmalloc's own
+      case .dirtyLimit: return -1002   // SWM_M_DIRTY_LIMIT
+      case .decayTime: return -1003    // SWM_M_DECAY_MS
       }
     }
 
@@ -66,6 +73,8 @@ enum Options {
       case .topPad: return Heap.maxRequest &- 1
       case .mmapMax: return UInt(Int32.max)
       case .secure, .stats: return 1
+      case .cacheBudget, .dirtyLimit: return Heap.maxRequest &- 1
+      case .decayTime: return 3_600_000
       }
     }
 
@@ -94,6 +103,13 @@ enum Options {
         if value != 0 { state.pointee.mitigations = .secure }
       case .stats:
         state.pointee.options.statsAtExit = value != 0
+      case .cacheBudget:
+        state.pointee.caches.budget = value
+        Budget.updateShare()
+      case .dirtyLimit:
+        PageHeap.configure(trimThreshold: nil, topPad: nil, dirtyLimit: value)
+      case .decayTime:
+        PageHeap.configure(trimThreshold: nil, topPad: nil, decay: value)
       }
     }
   }
@@ -105,7 +121,10 @@ enum Options {
     let state = Heap.state
     state.pointee.route.mmapThreshold = defaultMmapThreshold
     state.pointee.route.mmapEnabled = true
-    PageHeap.configure(trimThreshold: defaultTrimThreshold, topPad: defaultTopPad, dirtyLimit: defaultDirtyLimit)
+    PageHeap.configure(trimThreshold: defaultTrimThreshold, topPad: defaultTopPad, dirtyLimit: defaultDirtyLimit,
+                       decay: decayMilliseconds)
+    state.pointee.caches.budget = Budget.defaultBudget
+    Budget.updateShare()
     if swm_secure_built_in() != 0 { state.pointee.mitigations = .secure }
     loadEnvironment()
     Route.update()
