@@ -71,7 +71,7 @@ enum Mempools {
   }
 
   static func slots(_ n: Int) -> UnsafeMutablePointer<RawPtr?>? {
-    guard let raw = swmcore_malloc(UInt(max(n, 1)) &* UInt(MemoryLayout<RawPtr?>.stride)) else { return nil }
+    guard let raw = Core.allocate(UInt(max(n, 1)) &* UInt(MemoryLayout<RawPtr?>.stride)) else { return nil }
     return raw.bindMemory(to: RawPtr?.self, capacity: max(n, 1))
   }
 
@@ -131,18 +131,18 @@ public func swm_mempool_create(_ minNr: Int32, _ allocFn: MempoolAllocFn?, _ fre
         made &-= 1
         freeFn(elements[made], poolData)
       }
-      swmcore_free(UnsafeMutableRawPointer(elements))
+      Core.free(UnsafeMutableRawPointer(elements))
       return nil
     }
     elements[made] = e
     made &+= 1
   }
-  guard let raw = swmcore_malloc(UInt(MemoryLayout<MempoolHeader>.stride)) else {
+  guard let raw = Core.allocate(UInt(MemoryLayout<MempoolHeader>.stride)) else {
     while made > 0 {
       made &-= 1
       freeFn(elements[made], poolData)
     }
-    swmcore_free(UnsafeMutableRawPointer(elements))
+    Core.free(UnsafeMutableRawPointer(elements))
     return nil
   }
   let pool = raw.bindMemory(to: MempoolHeader.self, capacity: 1)
@@ -156,8 +156,8 @@ public func swm_mempool_create(_ minNr: Int32, _ allocFn: MempoolAllocFn?, _ fre
 /// Elements of `element_size` bytes from the allocator (kmalloc-style).
 @c(swm_mempool_create_kmalloc)
 public func swm_mempool_create_kmalloc(_ minNr: Int32, _ elementSize: UInt) -> OpaquePointer? {
-  swm_mempool_create(minNr, { size in swmcore_malloc(UInt(bitPattern: size)) },
-                     { element, _ in swmcore_free(element) },
+  swm_mempool_create(minNr, { size in Core.allocate(UInt(bitPattern: size)) },
+                     { element, _ in Core.free(element) },
                      UnsafeMutableRawPointer(bitPattern: max(elementSize, 1)))
 }
 
@@ -235,7 +235,7 @@ public func swm_mempool_resize(_ handle: OpaquePointer, _ newMinNr: Int32) -> In
         pool.pointee.freeFn(surplus[i], pool.pointee.poolData)
         i &+= 1
       }
-      swmcore_free(UnsafeMutableRawPointer(surplus))
+      Core.free(UnsafeMutableRawPointer(surplus))
     }
     return 0
   }
@@ -250,11 +250,11 @@ public func swm_mempool_resize(_ handle: OpaquePointer, _ newMinNr: Int32) -> In
       pool.pointee.elements = fresh
       pool.pointee.capacity = target
       swm_unlock(Mempools.lock(pool))
-      swmcore_free(UnsafeMutableRawPointer(old))
+      Core.free(UnsafeMutableRawPointer(old))
       swm_lock(Mempools.lock(pool))
     } else {
       swm_unlock(Mempools.lock(pool))
-      swmcore_free(UnsafeMutableRawPointer(fresh))
+      Core.free(UnsafeMutableRawPointer(fresh))
       swm_lock(Mempools.lock(pool))
     }
   }
@@ -295,6 +295,6 @@ public func swm_mempool_destroy(_ handle: OpaquePointer?) {
     pool.pointee.freeFn(pool.pointee.elements[i], pool.pointee.poolData)
     i &+= 1
   }
-  swmcore_free(UnsafeMutableRawPointer(pool.pointee.elements))
-  swmcore_free(UnsafeMutableRawPointer(pool))
+  Core.free(UnsafeMutableRawPointer(pool.pointee.elements))
+  Core.free(UnsafeMutableRawPointer(pool))
 }

@@ -81,7 +81,7 @@ enum RegionPools {
   @inline(never)
   static func allocateBlock(_ pool: RegionPoolPtr, _ size: UInt, alignment: UInt) -> RawPtr? {
     let blockSize = pool.pointee.blockSize
-    guard let memory = swmcore_malloc(blockSize) else { return nil }
+    guard let memory = Core.allocate(blockSize) else { return nil }
     let start = UInt(bitPattern: memory)
     let mask = alignment &- 1
     let p = (start &+ blockHeaderBytes &+ mask) & ~mask
@@ -104,7 +104,7 @@ enum RegionPools {
 
   /// A block from the core allocator, recorded on the large list.
   static func allocateLarge(_ pool: RegionPoolPtr, _ size: UInt, alignment: UInt) -> RawPtr? {
-    guard let block = alignment <= 16 ? swmcore_malloc(size) : alignedAllocate(alignment, size) else { return nil }
+    guard let block = Core.allocate(size, alignment: alignment) else { return nil }
     // Reuse one of the first few nodes freed by swm_pool_free.
     var node = pool.pointee.large
     var looked = 0
@@ -117,7 +117,7 @@ enum RegionPools {
       looked &+= 1
     }
     guard let raw = allocateSmall(pool, UInt(MemoryLayout<RegionLarge>.stride), alignment: 8) else {
-      swmcore_free(block)
+      Core.free(block)
       return nil
     }
     let fresh = raw.bindMemory(to: RegionLarge.self, capacity: 1)
@@ -149,7 +149,7 @@ enum RegionPools {
     pool.pointee.large = nil
     while let node = l {
       l = node.pointee.next
-      if let block = node.pointee.block { swmcore_free(block) }
+      if let block = node.pointee.block { Core.free(block) }
     }
   }
 }
@@ -161,7 +161,7 @@ enum RegionPools {
 public func swm_pool_create(_ blockSize: UInt) -> OpaquePointer? {
   if blockSize > RegionPools.maxBlockSize { return nil }
   let size = (max(blockSize, RegionPools.minBlockSize) &+ 15) & ~15
-  guard let memory = swmcore_malloc(size) else { return nil }
+  guard let memory = Core.allocate(size) else { return nil }
   let pool = memory.bindMemory(to: RegionPoolHeader.self, capacity: 1)
   let start = UInt(bitPattern: memory)
   let dataStart = start &+ RegionPools.poolHeaderBytes
@@ -169,7 +169,7 @@ public func swm_pool_create(_ blockSize: UInt) -> OpaquePointer? {
     first: RegionBlock(last: dataStart, end: start &+ size, next: nil, failed: 0),
     current: UnsafeMutableRawPointer(memory).assumingMemoryBound(to: RegionBlock.self),
     large: nil, cleanups: nil,
-    smallLimit: min(size &- RegionPools.poolHeaderBytes, OSMemory.pageSize &- 1),
+    smallLimit: min(size &- RegionPools.poolHeaderBytes, Core.pageSize &- 1),
     blockSize: size))
   return OpaquePointer(pool)
 }
@@ -207,7 +207,7 @@ public func swm_pool_free(_ pool: OpaquePointer, _ p: UnsafeMutableRawPointer?) 
   var l = RegionPools.pool(pool).pointee.large
   while let node = l {
     if node.pointee.block == p {
-      swmcore_free(p)
+      Core.free(p)
       node.pointee.block = nil
       return 0
     }
@@ -256,7 +256,7 @@ public func swm_pool_destroy(_ pool: OpaquePointer?) {
   var b = header.pointee.first.next
   while let block = b {
     b = block.pointee.next
-    swmcore_free(UnsafeMutableRawPointer(block))
+    Core.free(UnsafeMutableRawPointer(block))
   }
-  swmcore_free(UnsafeMutableRawPointer(header))
+  Core.free(UnsafeMutableRawPointer(header))
 }

@@ -29,10 +29,10 @@ import CShim
 // thread exits and is invisible to swm_cache_shrink/destroy; these are
 // always reachable. Lock order: registry, then a magazine, then the cache.
 //
-// Checks. swm_cache_free finds the slab by masking, confirms through the
-// core's page map that the address is one of ours before reading the slab
-// header, and requires the header to name this cache: otherwise "object from
-// another cache". The object's state byte must be 0 (allocated) and becomes
+// Checks. swm_cache_free finds the slab by masking, confirms with the core
+// (Core.ownsPageBlock) that the address starts one of its page blocks before
+// reading the slab header, and requires the header to name this cache:
+// otherwise "object from another cache". The object's state byte must be 0 (allocated) and becomes
 // 1: if it was 1 already, the object was freed twice. (Plain byte loads and
 // stores: two threads racing to free the same object at the same instant
 // may go unreported; every sequential double free is caught.)
@@ -187,7 +187,7 @@ enum SlabCaches {
   /// A new slab, every object constructed, on the empty list (cache lock held).
   static func grow(_ cache: CachePtr) -> SlabPtr? {
     let bytes = cache.pointee.slabBytes
-    guard let memory = alignedAllocate(bytes, bytes) else { return nil }
+    guard let memory = Core.allocate(bytes, alignment: bytes) else { return nil }
     let slab = memory.bindMemory(to: SlabHeader.self, capacity: 1)
     let colour = cache.pointee.nextColour
     cache.pointee.nextColour = colour &+ 1 >= cache.pointee.colours ? 0 : colour &+ 1
@@ -270,12 +270,11 @@ enum SlabCaches {
   static func check(_ cache: CachePtr, _ object: RawPtr, call: StaticString) -> (SlabPtr, UInt) {
     if cache.pointee.magic != cacheMagic { Diagnostics.fatal(call, "cache already destroyed; object", object) }
     let base = UInt(bitPattern: object) & ~(cache.pointee.slabBytes &- 1)
-    // Slabs are page runs or mmap blocks of their own (alignedAllocate with
-    // alignment >= 16 KiB), so a slab base is exactly such a span's start;
-    // anything else (a small block, a guard page, memory not ours) is not a
-    // slab and must not be read as one.
-    guard let span = PageMap.lookup(base), span.pointee.start == base,
-          span.pointee.kind == SpanKind.pageRun || span.pointee.kind == SpanKind.mmap else {
+    // A slab is a page block of its own (its alignment, 16 KiB or more, is
+    // above the page size), so a slab base is such a block's start; anything
+    // else (a small block, a guard page, memory not ours) is not a slab and
+    // must not be read as one.
+    guard Core.ownsPageBlock(at: base) else {
       Diagnostics.fatal(call, "object from another cache", object)
     }
     let s = SlabPtr(bitPattern: base)!
@@ -321,7 +320,7 @@ enum SlabCaches {
     slab.pointee.magic = 0
     cache.pointee.slabCount &-= 1
     cache.pointee.freeInSlabs &-= cache.pointee.perSlab
-    swmcore_free(UnsafeMutableRawPointer(slab))
+    Core.free(UnsafeMutableRawPointer(slab))
     return cache.pointee.slabBytes
   }
 
@@ -399,7 +398,7 @@ public func swm_cache_create(_ name: UnsafePointer<CChar>?, _ size: UInt, _ alig
   let cpus = min(swm_pool_cpu_span(), SlabCaches.maxMagazines)
   while magazineCount < cpus { magazineCount &<<= 1 }
   let total = headerBytes &+ UInt(magazineCount) &* SlabCaches.magazineBytes &+ SlabCaches.nameBytes
-  guard let memory = alignedAllocate(64, total) else { return nil }
+  guard let memory = Core.allocate(total, alignment: 64) else { return nil }
   memory.initializeMemory(as: UInt8.self, repeating: 0, count: Int(total))
   let nameBuffer = (memory + Int(total &- SlabCaches.nameBytes)).assumingMemoryBound(to: CChar.self)
   var n = 0
@@ -520,7 +519,7 @@ public func swm_cache_destroy(_ handle: OpaquePointer?) -> UInt {
   if live == 0 {
     cache.pointee.magic = SlabCaches.deadMagic
     swm_unlock(cacheLock)
-    swmcore_free(UnsafeMutableRawPointer(cache))
+    Core.free(UnsafeMutableRawPointer(cache))
     return 0
   }
   // Objects are still out: the cache header and their slabs stay (a leak
@@ -546,7 +545,7 @@ public func swm_slabinfo(_ fd: Int32) {
     swm_unlock(cacheLock)
     let active = min(SlabCaches.activeObjects(cache), total)
     swm_pool_slabinfo_line(fd, cache.pointee.name, Int(active), Int(total), Int(cache.pointee.objectSize),
-                           Int(cache.pointee.perSlab), Int(cache.pointee.slabBytes / OSMemory.pageSize))
+                           Int(cache.pointee.perSlab), Int(cache.pointee.slabBytes / Core.pageSize))
     c = cache.pointee.next
   }
   swm_unlock(registryLock)
