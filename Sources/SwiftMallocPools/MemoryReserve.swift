@@ -1,9 +1,10 @@
 import SwiftMalloc
 
-/// A memory reserve (the kernel's mempool): a guaranteed minimum of elements
-/// for code that must make progress when memory runs short, such as the
-/// write-back path that frees memory. `allocate` asks the allocator first
-/// and falls back to the reserve; `free` refills the reserve. Thread-safe.
+/// A memory reserve (C: `swm_mempool_*`; the kernel's mempool): a guaranteed
+/// minimum of elements for code that must make progress when memory runs
+/// short, such as the write-back path that frees memory. `allocate` asks the
+/// allocator first and falls back to the reserve; `free` refills the
+/// reserve. Thread-safe.
 ///
 /// ```swift
 /// let reserve = MemoryReserve(minimum: 16, elementSize: 4096)!
@@ -22,7 +23,7 @@ public struct MemoryReserve: ~Copyable, @unchecked Sendable {
   }
 
   /// A reserve of `minimum` objects of a slab cache (which must outlive it).
-  public init?<T>(minimum: Int, cache: borrowing ObjectCache<T>) {
+  public init?<T>(minimum: Int, cache: borrowing SlabCache<T>) {
     guard minimum >= 0, minimum <= Int(Int32.max),
           let h = swm_mempool_create_slab(Int32(minimum), cache.handle) else { return nil }
     handle = h
@@ -31,7 +32,7 @@ public struct MemoryReserve: ~Copyable, @unchecked Sendable {
   /// A reserve over any element allocator: `allocate(context)` makes an
   /// element (nil when it cannot), `free(element, context)` disposes of one.
   public init?(minimum: Int, context: UnsafeMutableRawPointer? = nil,
-               allocate: @escaping MempoolAllocFn, free: @escaping MempoolFreeFn) {
+               allocate: @escaping MemoryReserveAllocFn, free: @escaping MemoryReserveFreeFn) {
     guard minimum >= 0, minimum <= Int(Int32.max),
           let h = swm_mempool_create(Int32(minimum), allocate, free, context) else { return nil }
     handle = h

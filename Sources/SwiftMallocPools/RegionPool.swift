@@ -1,9 +1,9 @@
 import SwiftMalloc
 
-/// A region (arena) allocator: many small allocations bump-allocated from
-/// chained blocks, released all at once by `reset()` or when the pool goes
-/// away. Use one per request, per frame or per parse: allocation is a pointer
-/// bump and there is no per-object free.
+/// A region pool (C: `swm_pool_*`), an arena allocator: many small
+/// allocations bump-allocated from chained blocks, released all at once by
+/// `reset()` or when the pool goes away. Use one per request, per frame or
+/// per parse: allocation is a pointer bump and there is no per-object free.
 ///
 /// Memory from the pool is raw: values stored in it are not deinitialized,
 /// so keep to trivial types or register a cleanup. One thread at a time.

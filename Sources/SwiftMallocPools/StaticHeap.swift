@@ -1,10 +1,11 @@
 import CShim
 import SwiftMalloc
 
-/// An allocator inside one fixed buffer (boundary tags, first fit over an
-/// explicit free list, immediate coalescing). No system call and no malloc
-/// happens on any of its paths, so it suits signal handlers, real-time
-/// loops and memory set aside up front. One thread at a time.
+/// A static heap (C: `swm_static_*`): an allocator inside one fixed buffer
+/// (boundary tags, first fit over an explicit free list, immediate
+/// coalescing). No system call and no malloc happens on any of its paths, so
+/// it suits signal handlers, real-time loops and memory set aside up front.
+/// One thread at a time.
 ///
 /// ```swift
 /// let heap = StaticHeap(capacity: 64 * 1024)!

@@ -80,9 +80,9 @@ struct Connection {
 nonisolated(unsafe) var constructed = 0
 nonisolated(unsafe) var destructed = 0
 
-@Suite(.serialized) struct ObjectCacheTests {
+@Suite(.serialized) struct SlabCacheTests {
   @Test func typedAllocation() {
-    let cache = ObjectCache<Connection>(name: "connection")!
+    let cache = SlabCache<Connection>(name: "connection")!
     var objects: [UnsafeMutablePointer<Connection>] = []
     for i in 0..<3000 {
       let c = cache.allocate(initializingTo: Connection(id: i, open: true, buffer: (i, i, i, i)))!
@@ -99,7 +99,7 @@ nonisolated(unsafe) var destructed = 0
     constructed = 0
     destructed = 0
     do {
-      let cache = ObjectCache<Connection>(
+      let cache = SlabCache<Connection>(
         name: "constructed",
         constructor: { raw in
           raw!.assumingMemoryBound(to: Connection.self).initialize(to: Connection(id: -1, open: false, buffer: (7, 7, 7, 7)))
@@ -123,7 +123,7 @@ nonisolated(unsafe) var destructed = 0
   }
 
   @Test func threads() {
-    let cache = ObjectCache<Connection>(name: "threaded")!
+    let cache = SlabCache<Connection>(name: "threaded")!
     let handleBits = UInt(bitPattern: cache.handle)
     let failures = UnsafeMutablePointer<Int>.allocate(capacity: 8)
     failures.initialize(repeating: 0, count: 8)
@@ -163,8 +163,8 @@ nonisolated(unsafe) var destructed = 0
 // MARK: - memory reserves
 
 nonisolated(unsafe) var allocatorFails = false
-let flakyAllocate: MempoolAllocFn = { data in allocatorFails ? nil : swmcore_malloc(UInt(bitPattern: data)) }
-let flakyFree: MempoolFreeFn = { element, _ in swmcore_free(element) }
+let flakyAllocate: MemoryReserveAllocFn = { data in allocatorFails ? nil : swmcore_malloc(UInt(bitPattern: data)) }
+let flakyFree: MemoryReserveFreeFn = { element, _ in swmcore_free(element) }
 
 @Suite(.serialized) struct MemoryReserveTests {
   @Test func minimumAlwaysSucceeds() {
@@ -235,7 +235,7 @@ let flakyFree: MempoolFreeFn = { element, _ in swmcore_free(element) }
   }
 
   @Test func slabBacked() {
-    let cache = ObjectCache<Connection>(name: "reserve-objects")!
+    let cache = SlabCache<Connection>(name: "reserve-objects")!
     do {
       let reserve = MemoryReserve(minimum: 4, cache: cache)!
       let e = reserve.allocate(wait: true)!

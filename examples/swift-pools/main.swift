@@ -25,7 +25,7 @@ do {
 
 // A slab cache of list nodes.
 do {
-  let nodes = ObjectCache<Node>(name: "example-node")!
+  let nodes = SlabCache<Node>(name: "example-node")!
   var head: UnsafeMutablePointer<Node>? = nil
   for key in 0..<1000 { head = nodes.allocate(initializingTo: Node(key: key, next: head))! }
   writeSlabInfo()

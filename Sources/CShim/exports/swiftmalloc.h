@@ -26,7 +26,11 @@ size_t swm_usable_size(void *p);
 void free_sized(void *p, size_t size);
 void free_aligned_sized(void *p, size_t alignment, size_t size);
 
-/* MARK: pools (docs/pools.md) ----------------------------------------------- */
+/* MARK: pools (README.md, section "Pools") ---------------------------------- */
+/* Four pools, each with one name in C, Swift and the README: the region pool
+ * (swm_pool_*, RegionPool), the slab cache (swm_cache_*, SlabCache), the
+ * memory reserve (swm_mempool_*, MemoryReserve) and the static heap
+ * (swm_static_*, StaticHeap). */
 
 /* Region pools: bump allocation from chained blocks, freed all at once.
  * One thread at a time per pool. */

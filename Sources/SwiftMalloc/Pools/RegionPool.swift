@@ -1,25 +1,30 @@
 import CShim
 
-// Region pools (swm_pool_*): allocate many small objects, free them all at
-// once. The model is the request pool of a web server: everything a request
-// needs comes from its pool, and the pool is reset or destroyed when the
-// request ends.
+// Region pools (C: swm_pool_*, Swift: RegionPool): allocate many small
+// objects, free them all at once. The model is the request pool of a web
+// server: everything a request needs comes from its pool, and the pool is
+// reset or destroyed when the request ends.
 //
 // Layout: a pool is a chain of blocks of `blockSize` bytes from the core
-// allocator. The first block starts with the pool header (which embeds that
-// block's own header); later blocks start with a RegionBlock. Small requests
-// (up to `smallLimit` = min(usable bytes of the first block, page size - 1))
-// are served by bumping `last` in a block. A request no block can serve adds
-// a block; every block that was walked and could not serve it counts a
-// failure, and a block with more than `maxFailures` failures is skipped from
-// then on (`current` moves past it), so an allocation never walks a long
-// list of nearly full blocks. Larger requests come from the core allocator,
-// one each, and are recorded on the large list (nodes bump-allocated from
-// the pool) so that reset/destroy, or swm_pool_free, can give them back.
+// (Core.allocate). The first block starts with the pool header (which embeds
+// that block's own header); later blocks start with a RegionBlock. Small
+// requests (up to `smallLimit` = min(usable bytes of the first block, page
+// size - 1)) are served by bumping `last` in a block. A request no block can
+// serve adds a block; every block that was walked and could not serve it
+// counts a failure, and a block with more than `maxFailures` failures is
+// skipped from then on (`current` moves past it), so an allocation never
+// walks a long list of nearly full blocks. Larger requests come from the
+// core, one each, and are recorded on the large list (nodes bump-allocated
+// from the pool) so that reset/destroy, or swm_pool_free, can give them back.
 //
 // One thread at a time: a pool has no lock.
 
-public typealias PoolCleanupHandler = @convention(c) (UnsafeMutableRawPointer?) -> Void
+// See Malloc.swift for an overview.
+
+/// A cleanup registered with swm_pool_cleanup_add: called with its data.
+public typealias RegionPoolCleanupHandler = @convention(c) (UnsafeMutableRawPointer?) -> Void
+@available(*, deprecated, renamed: "RegionPoolCleanupHandler")
+public typealias PoolCleanupHandler = RegionPoolCleanupHandler
 
 struct RegionBlock {
   var last: UInt  // first free byte
@@ -35,7 +40,7 @@ struct RegionLarge {
 
 struct RegionCleanup {
   var next: UnsafeMutablePointer<RegionCleanup>?
-  var handler: PoolCleanupHandler?
+  var handler: RegionPoolCleanupHandler?
   var data: RawPtr?
 }
 
@@ -81,7 +86,7 @@ enum RegionPools {
   @inline(never)
   static func allocateBlock(_ pool: RegionPoolPtr, _ size: UInt, alignment: UInt) -> RawPtr? {
     let blockSize = pool.pointee.blockSize
-    guard let memory = swmcore_malloc(blockSize) else { return nil }
+    guard let memory = Core.allocate(blockSize) else { return nil }
     let start = UInt(bitPattern: memory)
     let mask = alignment &- 1
     let p = (start &+ blockHeaderBytes &+ mask) & ~mask
@@ -102,9 +107,9 @@ enum RegionPools {
     return RawPtr(bitPattern: p)
   }
 
-  /// A block from the core allocator, recorded on the large list.
+  /// A block of its own from the core, recorded on the large list.
   static func allocateLarge(_ pool: RegionPoolPtr, _ size: UInt, alignment: UInt) -> RawPtr? {
-    guard let block = alignment <= 16 ? swmcore_malloc(size) : alignedAllocate(alignment, size) else { return nil }
+    guard let block = Core.allocate(size, alignment: alignment) else { return nil }
     // Reuse one of the first few nodes freed by swm_pool_free.
     var node = pool.pointee.large
     var looked = 0
@@ -117,7 +122,7 @@ enum RegionPools {
       looked &+= 1
     }
     guard let raw = allocateSmall(pool, UInt(MemoryLayout<RegionLarge>.stride), alignment: 8) else {
-      swmcore_free(block)
+      Core.free(block)
       return nil
     }
     let fresh = raw.bindMemory(to: RegionLarge.self, capacity: 1)
@@ -149,7 +154,7 @@ enum RegionPools {
     pool.pointee.large = nil
     while let node = l {
       l = node.pointee.next
-      if let block = node.pointee.block { swmcore_free(block) }
+      if let block = node.pointee.block { Core.free(block) }
     }
   }
 }
@@ -161,7 +166,7 @@ enum RegionPools {
 public func swm_pool_create(_ blockSize: UInt) -> OpaquePointer? {
   if blockSize > RegionPools.maxBlockSize { return nil }
   let size = (max(blockSize, RegionPools.minBlockSize) &+ 15) & ~15
-  guard let memory = swmcore_malloc(size) else { return nil }
+  guard let memory = Core.allocate(size) else { return nil }
   let pool = memory.bindMemory(to: RegionPoolHeader.self, capacity: 1)
   let start = UInt(bitPattern: memory)
   let dataStart = start &+ RegionPools.poolHeaderBytes
@@ -169,7 +174,7 @@ public func swm_pool_create(_ blockSize: UInt) -> OpaquePointer? {
     first: RegionBlock(last: dataStart, end: start &+ size, next: nil, failed: 0),
     current: UnsafeMutableRawPointer(memory).assumingMemoryBound(to: RegionBlock.self),
     large: nil, cleanups: nil,
-    smallLimit: min(size &- RegionPools.poolHeaderBytes, OSMemory.pageSize &- 1),
+    smallLimit: min(size &- RegionPools.poolHeaderBytes, Core.pageSize &- 1),
     blockSize: size))
   return OpaquePointer(pool)
 }
@@ -207,7 +212,7 @@ public func swm_pool_free(_ pool: OpaquePointer, _ p: UnsafeMutableRawPointer?) 
   var l = RegionPools.pool(pool).pointee.large
   while let node = l {
     if node.pointee.block == p {
-      swmcore_free(p)
+      Core.free(p)
       node.pointee.block = nil
       return 0
     }
@@ -218,7 +223,7 @@ public func swm_pool_free(_ pool: OpaquePointer, _ p: UnsafeMutableRawPointer?) 
 
 /// Runs `handler(data)` on reset and destroy (last registered runs first).
 @c(swm_pool_cleanup_add)
-public func swm_pool_cleanup_add(_ pool: OpaquePointer, _ handler: PoolCleanupHandler?, _ data: UnsafeMutableRawPointer?) -> Int32 {
+public func swm_pool_cleanup_add(_ pool: OpaquePointer, _ handler: RegionPoolCleanupHandler?, _ data: UnsafeMutableRawPointer?) -> Int32 {
   guard let handler else { return -1 }
   let header = RegionPools.pool(pool)
   guard let raw = RegionPools.allocateSmall(header, UInt(MemoryLayout<RegionCleanup>.stride), alignment: 8) else { return -1 }
@@ -256,7 +261,7 @@ public func swm_pool_destroy(_ pool: OpaquePointer?) {
   var b = header.pointee.first.next
   while let block = b {
     b = block.pointee.next
-    swmcore_free(UnsafeMutableRawPointer(block))
+    Core.free(UnsafeMutableRawPointer(block))
   }
-  swmcore_free(UnsafeMutableRawPointer(header))
+  Core.free(UnsafeMutableRawPointer(header))
 }

@@ -1,9 +1,10 @@
 import CShim
 
-// Static heaps (swm_static_*): a textbook explicit-free-list allocator over
-// a caller's buffer, for firmware-like code that may not call the system:
-// no system call and no malloc on any path; all bookkeeping is inside the
-// buffer. One thread at a time.
+// Static heaps (C: swm_static_*, Swift: StaticHeap): a textbook
+// explicit-free-list allocator over a caller's buffer, for firmware-like
+// code that may not call the system: no system call and no malloc on any
+// path (it makes no Core call); all bookkeeping is inside the buffer. One
+// thread at a time.
 //
 // Layout of the buffer (addresses rounded up to 16):
 //   StaticHeapHeader | prologue footer (8) | block | block | ... | epilogue header (8)
@@ -18,6 +19,8 @@ import CShim
 //   free:  immediate coalescing with both neighbours through the boundary
 //          tags; the result goes to the head of the free list.
 // With everything freed, one free block spans the whole buffer again.
+
+// See Malloc.swift for an overview.
 
 struct StaticHeapHeader {
   var magic: UInt

@@ -1,21 +1,21 @@
 import SwiftMalloc
 
-/// A slab cache of `T` values: fixed-size objects packed into slabs, handed
-/// out and taken back in a few nanoseconds through per-CPU magazines.
-/// Thread-safe. Use it for objects made and dropped at a high rate (nodes,
-/// connections, messages).
+/// A slab cache of `T` values (C: `swm_cache_*`): fixed-size objects packed
+/// into slabs, handed out and taken back in a few nanoseconds through per-CPU
+/// magazines. Thread-safe. Use it for objects made and dropped at a high rate
+/// (nodes, connections, messages).
 ///
 /// `allocate(initializingTo:)` / `deallocate(_:)` give typed values. The C
 /// cache keeps objects in their constructed state between uses; from Swift,
 /// use `allocateRaw()` with a C constructor passed to `init` to get that.
 ///
 /// ```swift
-/// let nodes = ObjectCache<Node>(name: "node")!
+/// let nodes = SlabCache<Node>(name: "node")!
 /// let n = nodes.allocate(initializingTo: Node(key: 1, next: nil))!
 /// n.pointee.key += 1
 /// nodes.deallocate(n)   // deinitializes, then frees
 /// ```
-public struct ObjectCache<T>: ~Copyable, @unchecked Sendable {
+public struct SlabCache<T>: ~Copyable, @unchecked Sendable {
   /// The C handle (`swm_cache_t *`).
   public let handle: OpaquePointer
 
@@ -60,6 +60,10 @@ public struct ObjectCache<T>: ~Copyable, @unchecked Sendable {
   @discardableResult
   public func shrink() -> Int { Int(swm_cache_shrink(handle)) }
 }
+
+/// The slab cache's former name.
+@available(*, deprecated, renamed: "SlabCache")
+public typealias ObjectCache<T> = SlabCache<T>
 
 /// Writes the table of every slab cache (like /proc/slabinfo) to `fd`.
 public func writeSlabInfo(to fd: Int32 = 1) { swm_slabinfo(fd) }
