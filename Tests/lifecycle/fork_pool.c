@@ -3,10 +3,11 @@
  * Kind: every lock of the allocator, the pools' included, must be in a
  * usable state in the child (glibc's equivalent: all arena locks are taken
  * in fork's prepare step and reinitialised in the child, malloc/arena.c).
- * One thread allocates and frees objects of a slab cache (swm_cache_*),
- * another elements of a memory reserve (swm_mempool_*), while the main
- * thread forks 30 times. Each child allocates and frees from the same
- * cache and reserve (objects still constructed) and mallocs.
+ * Two threads allocate and free, in bursts, objects of a slab cache
+ * (swm_cache_*) and elements of a memory reserve (swm_mempool_*) while the
+ * main thread forks up to 200 times (it stops after 2 bad children). Each
+ * child allocates and frees from the same cache (objects still constructed)
+ * and reserve, and mallocs.
  * Right answer: every child exits 0 (no glibc equivalent: the pools are
  * swiftmalloc's own API; the glibc mode is skipped).
  */
@@ -14,7 +15,7 @@
 
 #include <pthread.h>
 
-enum { FORKS = 30, MAGIC = 0x5a17ab1e };
+enum { FORKS = 200, MAGIC = 0x5a17ab1e };
 
 static swm_cache_t *(*cache_create)(const char *, size_t, size_t, void (*)(void *), void (*)(void *));
 static void *(*cache_alloc)(swm_cache_t *);
@@ -74,7 +75,7 @@ int main(void) {
   pthread_create(&t[1], NULL, pool_thread, (void *)13L);
   int bad_children = 0;
   for (int i = 0; i < FORKS && bad_children < 2; i++) {
-    usleep(3000);
+    usleep(500);
     pid_t pid = fork();
     if (pid == 0) {
       void *p = malloc(1000);
@@ -82,7 +83,7 @@ int main(void) {
     }
     REQUIRE(pid > 0, "fork: %s", strerror(errno));
     char why[80];
-    int st = lc_wait_child(pid, 3);
+    int st = lc_wait_child(pid, 2);
     if (!CHECK(st == 0, "fork %d: child %s", i, lc_status_text(st, why, sizeof why))) bad_children++;
   }
   stop = 1;

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { EARLY_FORKS = 12, BUSY = 2 };
+enum { EARLY_FORKS = 40, BUSY = 2 };
 int lc_early_forks, lc_early_bad;
 char lc_early_why[256];
 static volatile int stop;
@@ -50,9 +50,9 @@ static void child_work(void) {
   _exit(ok ? 0 : 1);
 }
 
-/* Wait status, or -1 if the child did not end within 3 s (then killed). */
+/* Wait status, or -1 if the child did not end within 2 s (then killed). */
 static int wait_deadline(pid_t pid) {
-  for (int ms = 0; ms < 3000; ms++) {
+  for (int ms = 0; ms < 2000; ms++) {
     int st;
     if (waitpid(pid, &st, WNOHANG) == pid) return st;
     usleep(1000);
@@ -81,7 +81,7 @@ __attribute__((constructor)) static void early(void) {
     if (st != 0) {
       if (lc_early_bad++ == 0)
         snprintf(lc_early_why, sizeof lc_early_why, "child %d before main: %s", i,
-                 st == -1 ? "hung (killed after 3 s)" : st == -2 ? "fork failed"
+                 st == -1 ? "hung (killed after 2 s)" : st == -2 ? "fork failed"
                  : WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "exit status not 0");
       if (lc_early_bad == 2) break;   /* enough evidence; keeps the run short */
     }

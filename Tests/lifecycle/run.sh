@@ -63,6 +63,9 @@ quarantine_uordblks   quarantine_uordblks any     -       -
 secure_mappings       secure_mappings  oldkernel  -       -
 "
 
+for n in "$@"; do
+  if ! grep -q "^$n " <<<"$TABLE"; then echo "lifecycle: no test named $n"; exit 2; fi
+done
 for f in "$SO" "$SECURE" "$LIBA" "$ROOT/build/include/swiftmalloc.h"; do
   if [ ! -e "$f" ]; then echo "lifecycle: $f is missing (run make first)"; exit 2; fi
 done

@@ -42,14 +42,6 @@ static int lines(const char *s) { int n = 0; for (; *s; s++) n += *s == '\n'; re
 int main(void) {
   lc_init("stats_cancel", 20);
   int saved = dup(2);
-  FILE *tmp = tmpfile();     /* the reference: malloc_stats without cancellation */
-  dup2(fileno(tmp), 2);
-  malloc_stats();
-  dup2(saved, 2);
-  rewind(tmp);
-  reference[fread(reference, 1, sizeof reference - 1, tmp)] = 0;
-  fclose(tmp);
-
   int fds[2];
   REQUIRE(pipe(fds) == 0, "pipe");
   pipe_in = fds[0];
@@ -65,6 +57,13 @@ int main(void) {
   pthread_join(v, &rv);
   dup2(saved, 2);            /* closes the pipe's last write end: EOF */
   pthread_join(c, NULL);
+  FILE *tmp = tmpfile();     /* the reference: malloc_stats without cancellation */
+  dup2(fileno(tmp), 2);
+  malloc_stats();
+  dup2(saved, 2);
+  rewind(tmp);
+  reference[fread(reference, 1, sizeof reference - 1, tmp)] = 0;
+  fclose(tmp);
 
   printf("--- report of the thread with a pending cancel:\n%s---\n", got);
   CHECK(rv == PTHREAD_CANCELED, "the thread was not cancelled after malloc_stats");
