@@ -91,24 +91,29 @@ static void fork_and_allocate(void) {
 }
 
 /* One round: close_while_alive chooses the order of dlclose and thread exit. */
-static void round_trip(const char *path, int close_while_alive) {
+static void round_trip(const char *path, int close_while_alive, int verbose) {
   void *h = load(path);
   used = may_exit = 0;
   pthread_t t;
   pthread_create(&t, NULL, user_thread, NULL);
   pthread_mutex_lock(&mu);
   while (!used) pthread_cond_wait(&cv, &mu);
+  if (verbose) printf("the second thread used the library\n");
   if (close_while_alive) {
     pthread_mutex_unlock(&mu);
     REQUIRE(dlclose(h) == 0, "dlclose: %s", dlerror());
+    if (verbose) printf("dlclosed while the thread lives; the thread exits now\n");
     pthread_mutex_lock(&mu);
   }
   may_exit = 1;
   pthread_cond_broadcast(&cv);
   pthread_mutex_unlock(&mu);
   pthread_join(t, NULL);
+  if (verbose) printf("the thread exited\n");
   if (!close_while_alive) REQUIRE(dlclose(h) == 0, "dlclose: %s", dlerror());
+  if (verbose && !close_while_alive) printf("dlclosed\n");
   fork_and_allocate();
+  if (verbose) printf("forked and allocated after dlclose\n");
 }
 
 int main(int argc, char **argv) {
@@ -118,9 +123,9 @@ int main(int argc, char **argv) {
   lc_init(name, 30);
   const char *path = getenv("SWM_TEST_DLOPEN");
   REQUIRE(path != NULL, "SWM_TEST_DLOPEN (the library to dlopen) is not set");
-  if (strcmp(how, "live") == 0) round_trip(path, 1);
-  else if (strcmp(how, "after") == 0) round_trip(path, 0);
-  else for (int i = 0; i < 20; i++) round_trip(path, i & 1);
+  if (strcmp(how, "live") == 0) round_trip(path, 1, 1);
+  else if (strcmp(how, "after") == 0) round_trip(path, 0, 1);
+  else for (int i = 0; i < 20; i++) { printf("round %d\n", i); round_trip(path, i & 1, 0); }
   CHECK(errors == 0, "%ld allocations through the dlopened library failed", errors);
   return lc_finish();
 }

@@ -27,8 +27,9 @@ static int fill(void **v, int count, size_t (*size)(int), const char *what) {
   for (int i = 0; i < count; i++) {
     size_t n = size(i);
     char *p = v[i] = malloc(n);
-    if (!p) {
-      CHECK(0, "%s #%d of %d (%zu bytes): NULL, errno %s, %d mappings", what, i, count, n, strerror(errno),
+    if (!p) {   /* (CHECK evaluates its arguments every time: only here) */
+      int e = errno;
+      CHECK(p != NULL, "%s #%d of %d (%zu bytes): NULL, errno %s, %d mappings", what, i, count, n, strerror(e),
             mappings());
       return i;
     }
