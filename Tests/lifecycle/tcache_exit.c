@@ -11,7 +11,8 @@
  *   B  threads started there that end after main began,
  *   C  threads of main (the allocator fully initialised).
  * Right answer (glibc): mallinfo2().uordblks grows by at most a few KiB per
- * phase of 8 threads (a thread cache not returned holds ~60 KiB); the other
+ * phase of 8 threads (a cache not returned holds tens to hundreds of KiB:
+ * this workload fills ~580 KiB per thread); the other
  * library's destructor runs exactly once per thread, with the value stored.
  */
 #include "lc.h"
