@@ -13,12 +13,15 @@
 #                      limits, secure mode on real programs
 #   make fuzz          libFuzzer with a shadow model, FUZZ_SECONDS (600) long,
 #                      over build/libswiftmalloc-check.a (invariants checked)
+#   make lifecycle-tests  fork, signals, thread exit, dlclose, hooks, glibc's
+#                      other names and rules (Tests/lifecycle), each preloaded,
+#                      static and secure, under a watchdog
 #   make perf-tests    the fast paths' instruction counts (callgrind) against
 #                      Tests/perf/expected-instructions.txt
 
 TEST_COUNTS := $(BUILD)/tests
 
-.PHONY: test c-tests c-tests-glibc real-tests swift-test misuse-tests fuzz perf-tests
+.PHONY: test c-tests c-tests-glibc real-tests swift-test misuse-tests fuzz perf-tests lifecycle-tests
 FUZZ_SECONDS ?= 600
 
 misuse-tests: all
@@ -32,6 +35,9 @@ swift-test:
 
 perf-tests: all
 	bash Tests/perf/run.sh
+
+lifecycle-tests: all
+	bash Tests/lifecycle/run.sh
 
 c-tests: all
 	bash Tests/C/run.sh
@@ -63,6 +69,9 @@ test: all check-lib
 	bash Tests/C/run.sh || bad="$$bad c-tests"; \
 	echo "== real programs"; \
 	bash Tests/programs/run.sh || bad="$$bad real-tests"; \
+	echo "== lifecycle: fork, signals, threads, dlclose, hooks, glibc's names and rules"; \
+	bash Tests/lifecycle/run.sh > $(TEST_COUNTS)/lifecycle.log 2>&1 || bad="$$bad lifecycle"; \
+	grep -E '^(FAIL|[0-9]+ passed)' $(TEST_COUNTS)/lifecycle.log | head -n 40; \
 	echo "== misuse battery, resource limits, secure mode on real programs"; \
 	bash Tests/misuse/run.sh > $(TEST_COUNTS)/misuse.log 2>&1 || bad="$$bad misuse"; \
 	grep -E 'FAIL' $(TEST_COUNTS)/misuse.log | head -n 40; tail -n 1 $(TEST_COUNTS)/misuse.log; \
@@ -72,7 +81,7 @@ test: all check-lib
 	grep -E 'FAIL' $(TEST_COUNTS)/fuzz.log | head -n 20; tail -n 1 $(TEST_COUNTS)/fuzz.log; \
 	tail -n 1 $(TEST_COUNTS)/fuzz.log | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' > $(TEST_COUNTS)/fuzz.counts; \
 	passed=0; failed=0; \
-	for suite in perf c-tests real-tests misuse fuzz; do \
+	for suite in perf c-tests lifecycle real-tests misuse fuzz; do \
 	  if [ -s $(TEST_COUNTS)/$$suite.counts ]; then \
 	    read p f < $(TEST_COUNTS)/$$suite.counts; passed=$$((passed + p)); failed=$$((failed + f)); \
 	  else failed=$$((failed + 1)); bad="$$bad $$suite(no-results)"; fi; \

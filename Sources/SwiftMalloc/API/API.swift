@@ -268,7 +268,11 @@ public func swmcore_collect_stats(_ out: UnsafeMutablePointer<swm_stats_t>) {
   var c: UInt32 = 1
   while c < UInt32(SWM_NUM_CLASSES) {
     swm_lock(swm_lock_at(c))
-    centralFree &+= Central.list(c).pointee.freeBlocks &* UInt(swm_class_to_size(c))
+    let central = Central.list(c)
+    let size = UInt(swm_class_to_size(c))
+    // free blocks, and each span's tail that no block covers
+    let tail = UInt(swm_class_span_pages(c)) &<< OSMemory.pageShift &- UInt(swm_class_span_objects(c)) &* size
+    centralFree &+= central.pointee.freeBlocks &* size &+ central.pointee.spans &* tail
     swm_unlock(swm_lock_at(c))
     c &+= 1
   }
@@ -278,7 +282,7 @@ public func swmcore_collect_stats(_ out: UnsafeMutablePointer<swm_stats_t>) {
   let pageHeap = PageHeap.state
   swm_lock(PageHeap.lock)
   let arena = os.pointee.sbrkBytes &+ os.pointee.regionMmapBytes
-  let free = pageHeap.pointee.freeBytes &+ centralFree &+ quarantined
+  let free = pageHeap.pointee.freeBytes &+ centralFree &+ quarantined &+ pageHeap.pointee.guardBytes
   out.pointee.arena = Int(os.pointee.sbrkBytes)
   out.pointee.region_mmap = Int(os.pointee.regionMmapBytes)
   out.pointee.fordblks = Int(free)

@@ -39,6 +39,9 @@ enum PageHeap {
     var dirtyLimit: UInt
     /// Free pages unused for this long are decommitted (ms).
     var decayMilliseconds: UInt
+    /// Bytes of guard pages of spans in use (atomic): neither the program's
+    /// nor allocatable; mallinfo2 counts them with the free bytes.
+    var guardBytes: UInt
     /// lists[n], 1...exactLists: free spans of exactly n pages; lists[0]: longer ones.
     var lists: InlineArray<129, SpanList>
   }
@@ -95,6 +98,7 @@ enum PageHeap {
   static func protectLastPage(_ span: SpanPtr) {
     span.pointee.guarded =
       swm_guard_install(RawPtr(bitPattern: span.pointee.end &- OSMemory.pageSize), Int(OSMemory.pageSize)) != 0
+    if span.pointee.guarded { _ = swm_atomic_add(&state.pointee.guardBytes, OSMemory.pageSize) }
   }
 
   static func freeRun(_ span: SpanPtr) {
@@ -282,6 +286,7 @@ enum PageHeap {
   /// the span is left to release.
   private static func removeGuard(_ span: SpanPtr) -> Bool {
     defer { span.pointee.guarded = false }
+    _ = swm_atomic_add(&state.pointee.guardBytes, 0 &- OSMemory.pageSize)
     if swm_guard_remove(RawPtr(bitPattern: span.pointee.end &- OSMemory.pageSize), Int(OSMemory.pageSize)) == 0 {
       return true
     }
