@@ -12,7 +12,7 @@ BUILD   := build
 OBJ     := $(BUILD)/obj
 SHIM    := Sources/CShim
 SWIFT_SOURCES := $(shell find Sources/SwiftMalloc -name '*.swift' | sort)
-SHIM_SOURCES  := $(SHIM)/shim.c $(SHIM)/os.c $(SHIM)/state.c $(SHIM)/pools.c $(SHIM)/secure_off.c $(SHIM)/secure/secure_on.c $(SHIM)/exports/exports.c
+SHIM_SOURCES  := $(SHIM)/shim.c $(SHIM)/os.c $(SHIM)/state.c $(SHIM)/pools.c $(SHIM)/secure_off.c $(SHIM)/secure/secure_on.c $(SHIM)/exports/exports.c $(SHIM)/exports/cxx.c
 SHIM_HEADERS  := $(wildcard $(SHIM)/include/*.h) $(SHIM)/exports/swiftmalloc.h
 
 SWIFTFLAGS := -enable-experimental-feature Embedded -wmo -O -parse-as-library \
@@ -52,7 +52,18 @@ $(OBJ)/exports_a.o: $(SHIM)/exports/exports.c $(SHIM_HEADERS)
 	@mkdir -p $(OBJ)
 	$(CC) $(CFLAGS_LIB) -DSWM_ARCHIVE -c $< -o $@
 
-CORE_OBJS := $(OBJ)/swiftmalloc.o $(OBJ)/shim.o $(OBJ)/os.o $(OBJ)/state.o $(OBJ)/pools.o $(OBJ)/exports.o
+# The C++ operators (cxx.c): unwind tables, so that a new_handler's or
+# bad_alloc's exception passes through them; the archive's copy references
+# std::__throw_bad_alloc strongly (see cxx.c).
+$(OBJ)/cxx.o: $(SHIM)/exports/cxx.c $(SHIM_HEADERS)
+	@mkdir -p $(OBJ)
+	$(CC) $(CFLAGS_LIB) -fexceptions -c $< -o $@
+
+$(OBJ)/cxx_a.o: $(SHIM)/exports/cxx.c $(SHIM_HEADERS)
+	@mkdir -p $(OBJ)
+	$(CC) $(CFLAGS_LIB) -fexceptions -DSWM_ARCHIVE -c $< -o $@
+
+CORE_OBJS := $(OBJ)/swiftmalloc.o $(OBJ)/shim.o $(OBJ)/os.o $(OBJ)/state.o $(OBJ)/pools.o $(OBJ)/exports.o $(OBJ)/cxx.o
 LIB_OBJS := $(CORE_OBJS) $(OBJ)/secure_off.o
 # -z nodelete: dlclose never unmaps the library. A thread that used it
 # keeps a pthread key destructor (and fork handlers) pointing into it, run
@@ -69,7 +80,7 @@ $(LIB_SECURE): $(CORE_OBJS) $(OBJ)/secure_on.o $(SHIM)/exports/swiftmalloc.map
 	$(CC) $(LDFLAGS_LIB) -o $@ $(CORE_OBJS) $(OBJ)/secure_on.o
 	@sh tools/check-symbols.sh $@
 
-ARCHIVE_OBJS := $(filter-out $(OBJ)/exports.o,$(LIB_OBJS)) $(OBJ)/exports_a.o
+ARCHIVE_OBJS := $(filter-out $(OBJ)/exports.o $(OBJ)/cxx.o,$(LIB_OBJS)) $(OBJ)/exports_a.o $(OBJ)/cxx_a.o
 $(LIB_A): $(ARCHIVE_OBJS)
 	rm -f $@
 	ar rcs $@ $(ARCHIVE_OBJS)

@@ -7,6 +7,8 @@
 #                      failure
 #   make c-tests       Tests/C/*.c, each preloaded and statically linked
 #   make c-tests-glibc the same tests against plain glibc (validates the tests)
+#   make cxx-tests     the C++ operators (Tests/cxx): preloaded, secure, linked
+#                      statically through new/delete only, and against glibc
 #   make real-tests    python3, sort, git, gcc, sqlite3, a Swift program preloaded, output checked
 #   make swift-test    swift test (the hosted build of the core)
 #   make misuse-tests  heap misuse battery (default and secure mode), resource
@@ -21,7 +23,7 @@
 
 TEST_COUNTS := $(BUILD)/tests
 
-.PHONY: test c-tests c-tests-glibc real-tests swift-test misuse-tests fuzz perf-tests lifecycle-tests
+.PHONY: test c-tests c-tests-glibc cxx-tests real-tests swift-test misuse-tests fuzz perf-tests lifecycle-tests
 FUZZ_SECONDS ?= 600
 
 misuse-tests: all
@@ -45,6 +47,9 @@ c-tests: all
 c-tests-glibc: all
 	bash Tests/C/run.sh -m glibc
 
+cxx-tests: all
+	bash Tests/cxx/run.sh
+
 real-tests: all
 	bash Tests/programs/run.sh
 
@@ -67,6 +72,8 @@ test: all check-lib
 	tail -n 2 $(TEST_COUNTS)/swift-test.log; \
 	echo "== C tests"; \
 	bash Tests/C/run.sh || bad="$$bad c-tests"; \
+	echo "== C++ operators"; \
+	bash Tests/cxx/run.sh || bad="$$bad cxx"; \
 	echo "== real programs"; \
 	bash Tests/programs/run.sh || bad="$$bad real-tests"; \
 	echo "== lifecycle: fork, signals, threads, dlclose, hooks, glibc's names and rules"; \
@@ -81,7 +88,7 @@ test: all check-lib
 	grep -E 'FAIL' $(TEST_COUNTS)/fuzz.log | head -n 20; tail -n 1 $(TEST_COUNTS)/fuzz.log; \
 	tail -n 1 $(TEST_COUNTS)/fuzz.log | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' > $(TEST_COUNTS)/fuzz.counts; \
 	passed=0; failed=0; \
-	for suite in perf c-tests lifecycle real-tests misuse fuzz; do \
+	for suite in perf c-tests cxx lifecycle real-tests misuse fuzz; do \
 	  if [ -s $(TEST_COUNTS)/$$suite.counts ]; then \
 	    read p f < $(TEST_COUNTS)/$$suite.counts; passed=$$((passed + p)); failed=$$((failed + f)); \
 	  else failed=$$((failed + 1)); bad="$$bad $$suite(no-results)"; fi; \
