@@ -14,7 +14,7 @@ defined=$(nm -D --defined-only "$lib" | awk '{print $3}' | sed 's/@.*//')
 public='^(malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|free_sized|free_aligned_sized|mallopt|malloc_trim|mallinfo|mallinfo2|malloc_stats|malloc_info|__libc_(malloc|free|calloc|realloc|memalign|valloc|pvalloc)|cfree|swm_[a-z_0-9]+)$'
 extra=$(echo "$defined" | grep -vE "$public" || true)
 if [ -n "$extra" ]; then echo "check-symbols: $lib exports more than the public names:"; echo "$extra" | head -20; fail=1; fi
-for name in malloc free calloc realloc posix_memalign malloc_usable_size mallinfo2 __libc_malloc __libc_free cfree swm_malloc; do
+for name in malloc free calloc realloc posix_memalign malloc_usable_size mallinfo2 __libc_malloc __libc_free cfree swm_malloc swm_version; do
   echo "$defined" | grep -qx "$name" || { echo "check-symbols: $lib does not export $name"; fail=1; }
 done
 # After --gc-sections nothing of the embedded runtime may remain: if it
