@@ -5,6 +5,7 @@
 #                      and static), real programs
 #   make bench         the side-by-side benchmark (see bench/README.md)
 #   make check-symbols what the .so links, imports and exports
+#   make install       PREFIX=/usr/local DESTDIR= (and make uninstall): tools/install.mk
 
 SWIFTC  ?= swiftc
 CC      ?= cc
@@ -24,6 +25,12 @@ CFLAGS_LIB := -O2 -fPIC -ffunction-sections -fdata-sections -fno-plt -fvisibilit
 
 LIB_SO := $(BUILD)/libswiftmalloc.so
 LIB_SECURE := $(BUILD)/libswiftmalloc-secure.so
+# The version comes from swiftmalloc.h. Each shared library is built as
+# NAME.so.MAJOR.MINOR.PATCH with soname NAME.so.MAJOR; NAME.so.MAJOR and
+# NAME.so (what LD_PRELOAD and the tests name) are symlinks to it.
+swm_version_part = $(shell sed -n 's/^.define SWIFTMALLOC_VERSION_$(1)  *\([0-9][0-9]*\).*/\1/p' $(SHIM)/exports/swiftmalloc.h)
+VERSION_MAJOR := $(call swm_version_part,MAJOR)
+VERSION := $(VERSION_MAJOR).$(call swm_version_part,MINOR).$(call swm_version_part,PATCH)
 LIB_A  := $(BUILD)/libswiftmalloc.a
 HEADER := $(BUILD)/include/swiftmalloc.h
 
@@ -34,6 +41,7 @@ all: $(LIB_SO) $(LIB_SECURE) $(LIB_A) $(HEADER)
 $(OBJ)/swiftmalloc.o: $(SWIFT_SOURCES) $(SHIM_HEADERS)
 	@mkdir -p $(OBJ)
 	$(SWIFTC) $(SWIFTFLAGS) -c $(SWIFT_SOURCES) -o $@
+	@touch $@  # swiftc leaves an unchanged object's time alone: without this it would rerun on every make
 
 $(OBJ)/%.o: $(SHIM)/%.c $(SHIM_HEADERS)
 	@mkdir -p $(OBJ)
@@ -69,15 +77,18 @@ LIB_OBJS := $(CORE_OBJS) $(OBJ)/secure_off.o
 # keeps a pthread key destructor (and fork handlers) pointing into it, run
 # when the thread exits or the process forks, possibly after the dlclose.
 LDFLAGS_LIB = -shared -Wl,--version-script=$(SHIM)/exports/swiftmalloc.map \
-	      -Wl,--gc-sections -Wl,-z,now -Wl,-z,relro -Wl,-z,nodelete -Wl,--as-needed -Wl,-soname,$(notdir $@)
+	      -Wl,--gc-sections -Wl,-z,now -Wl,-z,relro -Wl,-z,nodelete -Wl,--as-needed -Wl,-soname,$(notdir $(@:.$(VERSION)=)).$(VERSION_MAJOR)
 
-$(LIB_SO): $(LIB_OBJS) $(SHIM)/exports/swiftmalloc.map
+$(LIB_SO).$(VERSION): $(LIB_OBJS) $(SHIM)/exports/swiftmalloc.map
 	$(CC) $(LDFLAGS_LIB) -o $@ $(LIB_OBJS)
-	@sh tools/check-symbols.sh $@
 
 # The same library with secure mode always on (Secure.swift).
-$(LIB_SECURE): $(CORE_OBJS) $(OBJ)/secure_on.o $(SHIM)/exports/swiftmalloc.map
+$(LIB_SECURE).$(VERSION): $(CORE_OBJS) $(OBJ)/secure_on.o $(SHIM)/exports/swiftmalloc.map
 	$(CC) $(LDFLAGS_LIB) -o $@ $(CORE_OBJS) $(OBJ)/secure_on.o
+
+$(LIB_SO) $(LIB_SECURE): %: %.$(VERSION)
+	ln -sf $(notdir $<) $@.$(VERSION_MAJOR)
+	ln -sf $(notdir $<) $@
 	@sh tools/check-symbols.sh $@
 
 ARCHIVE_OBJS := $(filter-out $(OBJ)/exports.o $(OBJ)/cxx.o,$(LIB_OBJS)) $(OBJ)/exports_a.o $(OBJ)/cxx_a.o
@@ -91,6 +102,7 @@ LIB_CHECK := $(BUILD)/libswiftmalloc-check.a
 $(OBJ)/swiftmalloc-check.o: $(SWIFT_SOURCES) $(SHIM_HEADERS)
 	@mkdir -p $(OBJ)
 	$(SWIFTC) $(SWIFTFLAGS) -D SWM_INVARIANTS -c $(SWIFT_SOURCES) -o $@
+	@touch $@
 
 $(LIB_CHECK): $(OBJ)/swiftmalloc-check.o $(filter-out $(OBJ)/swiftmalloc.o,$(ARCHIVE_OBJS))
 	rm -f $@
@@ -108,6 +120,7 @@ clean:
 	rm -rf $(BUILD) .build
 
 -include Tests/tests.mk
+-include tools/install.mk
 -include bench/bench.mk
 
 demo: all

@@ -1,4 +1,6 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.3
+// 6.3: the sources use @c (SE-0495, Swift 6.3) and InlineArray with integer
+// generic parameters (Swift 6.2).
 // The hosted build of the allocator core, for `swift test`. The shipped
 // library is built by the Makefile (Embedded Swift, no runtime); SwiftPM's
 // own .dynamic product would link libswiftCore and export runtime symbols, so

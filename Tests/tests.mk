@@ -20,10 +20,12 @@
 #                      static and secure, under a watchdog
 #   make perf-tests    the fast paths' instruction counts (callgrind) against
 #                      Tests/perf/expected-instructions.txt
+#   make install-tests make install/uninstall into a temporary DESTDIR, pkg-config,
+#                      C and C++ programs built with its flags, the man page
 
 TEST_COUNTS := $(BUILD)/tests
 
-.PHONY: test c-tests c-tests-glibc cxx-tests real-tests swift-test misuse-tests fuzz perf-tests lifecycle-tests
+.PHONY: test c-tests c-tests-glibc cxx-tests real-tests swift-test misuse-tests fuzz perf-tests lifecycle-tests install-tests
 FUZZ_SECONDS ?= 600
 
 misuse-tests: all
@@ -52,6 +54,9 @@ cxx-tests: all
 
 real-tests: all
 	bash Tests/programs/run.sh
+
+install-tests: all
+	bash Tests/install/run.sh
 
 # Every step runs even when an earlier one failed; the exit status reports all.
 test: all check-lib
@@ -87,8 +92,11 @@ test: all check-lib
 	bash Tests/fuzz/run.sh 30 > $(TEST_COUNTS)/fuzz.log 2>&1 || bad="$$bad fuzz"; \
 	grep -E 'FAIL' $(TEST_COUNTS)/fuzz.log | head -n 20; tail -n 1 $(TEST_COUNTS)/fuzz.log; \
 	tail -n 1 $(TEST_COUNTS)/fuzz.log | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' > $(TEST_COUNTS)/fuzz.counts; \
+	echo "== install (make install into a DESTDIR, pkg-config, C and C++ programs, man page)"; \
+	bash Tests/install/run.sh > $(TEST_COUNTS)/install.log 2>&1 || bad="$$bad install"; \
+	grep -E '^FAIL' -A 8 $(TEST_COUNTS)/install.log | head -n 40; tail -n 1 $(TEST_COUNTS)/install.log; \
 	passed=0; failed=0; \
-	for suite in perf c-tests cxx lifecycle real-tests misuse fuzz; do \
+	for suite in perf c-tests cxx lifecycle real-tests misuse fuzz install; do \
 	  if [ -s $(TEST_COUNTS)/$$suite.counts ]; then \
 	    read p f < $(TEST_COUNTS)/$$suite.counts; passed=$$((passed + p)); failed=$$((failed + f)); \
 	  else failed=$$((failed + 1)); bad="$$bad $$suite(no-results)"; fi; \

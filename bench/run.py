@@ -11,8 +11,12 @@ the workloads' own METRIC lines, and writes:
     <out>/chart.svg     grouped bars: time and peak RSS relative to glibc
 
 A crash, timeout, bad exit status or failed preload is recorded as the status
-of that run and the harness carries on; it exits 0 unless it is broken itself.
-See bench/README.md.
+of that run and the harness carries on. It exits 0 unless it is broken itself
+or measured nothing: when no run produced a result, or an allocator whose
+library was found produced none on any workload (e.g. every run NOPRELOAD),
+it says so and exits 1. The C workloads name the library their malloc
+resolves into (ALLOCLIB, from dladdr); a run whose malloc is not the
+allocator under test is NOPRELOAD. See bench/README.md.
 """
 import argparse
 import csv
@@ -260,6 +264,20 @@ def parse_metrics(text, meta):
         elif len(f) >= 2 and f[0] == "ALLOCLIB":
             lib = f[1]
     return m, lib
+
+
+def alloclib_matches(alloc, path, lib):
+    """Whether the library a workload's malloc resolved into (ALLOCLIB) is the
+    allocator it ran under: glibc's libc.so for glibc, the very file preloaded
+    (same inode, whatever the names) for the others."""
+    if not lib or lib == "unknown":
+        return False
+    if alloc == "glibc":
+        return os.path.basename(lib).startswith("libc.so")
+    try:
+        return bool(path) and os.path.samefile(lib, path)
+    except OSError:
+        return False
 
 
 # ------------------------------------------------------------------ stats
@@ -605,10 +623,10 @@ def main():
                 if r["status"] == "ok":
                     if "cannot be preloaded" in r["stderr"]:
                         r["status"] = "NOPRELOAD"
-                    elif w["alloclib"]:
-                        want = "libc" if a == "glibc" else None
-                        if (want and lib != want) or (not want and (not lib or a not in os.path.basename(lib))):
-                            r["status"] = "NOPRELOAD"
+                    elif w["alloclib"] and not alloclib_matches(a, path, lib):
+                        r["status"] = "NOPRELOAD"
+                        r["stderr"] += "\nbench: malloc resolves into %s, not %s" % (
+                            lib or "(no ALLOCLIB line)", path or "libc.so")
                 r.update(run=run, seq=seq, workload=w["name"], allocator=a, metrics=metrics,
                          load1=loadavg().split()[0])
                 results.append(r)
@@ -668,7 +686,23 @@ def main():
         f.write(render_svg(cell, workloads, allocs, info_line))
     print("bench: wrote %s, %s, %s" % (csv_path, os.path.join(args.out, "summary.md"),
                                        os.path.join(args.out, "chart.svg")))
-    return 0
+    return measured_something(results, allocs, csv_path)
+
+
+def measured_something(results, allocs, csv_path):
+    """0, or 1 after saying loudly what produced no result."""
+    problems = []
+    if not any(r["status"] == "ok" for r in results):
+        problems.append("no workload produced a result (%d runs, none ok)" % len(results))
+    else:
+        for a, path, _ in allocs:
+            mine = [r for r in results if r["allocator"] == a]
+            if (a == "glibc" or path) and mine and not any(r["status"] == "ok" for r in mine):
+                seen = sorted({r["status"] for r in mine})
+                problems.append("%s produced no result on any workload (%s)" % (a, ", ".join(seen)))
+    for p in problems:
+        print("bench: FAILED: %s; see the failures above and %s" % (p, csv_path), file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

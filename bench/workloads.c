@@ -12,8 +12,9 @@
  *   METRIC <key> <value> <unit> <lower|higher>
  *
  * (the last field says which direction is better), plus one line
- * `ALLOCLIB <path>` naming the malloc library mapped into the process
- * (or `ALLOCLIB libc`), so the driver can check the preload took effect.
+ * `ALLOCLIB <path>` naming the library malloc resolves into (dladdr: the
+ * preloaded allocator, or e.g. /lib/x86_64-linux-gnu/libc.so.6), so the
+ * driver can check the preload took effect.
  *
  * Every object written is also checked before it is freed (a tag byte at
  * each end); a mismatch exits with status 4 ("heap corruption"), a NULL from
@@ -24,6 +25,7 @@
  * cache-scratch, ...) without reusing their code.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -161,31 +163,20 @@ static double cur_rss_bytes(void)
     return (double)rss * (double)sysconf(_SC_PAGESIZE);
 }
 
-/* Report which malloc library is mapped, so a silently failed preload is
- * caught by the driver. */
+/* Report the library malloc resolves into (dladdr on its address: the file
+ * the dynamic linker bound this program's malloc to), so the driver can
+ * check that the preload took effect.  Only where malloc lives counts; the
+ * program's own path, whatever words it contains, plays no part.  (The
+ * program is a PIE, so malloc's address is the definition's, not a PLT
+ * slot of the executable.) */
 static void report_alloclib(void)
 {
-    static const char *names[] = {"swiftmalloc", "jemalloc", "tcmalloc", "mimalloc"};
-    FILE *f = fopen("/proc/self/maps", "r");
-    char line[4096];
-    const char *found = NULL;
-    static char path[4096];
-    if (f) {
-        while (!found && fgets(line, sizeof line, f)) {
-            for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-                char *s = strstr(line, names[i]);
-                if (s) {
-                    char *slash = strchr(line, '/');
-                    snprintf(path, sizeof path, "%s", slash ? slash : s);
-                    path[strcspn(path, "\n")] = 0;
-                    found = path;
-                    break;
-                }
-            }
-        }
-        fclose(f);
-    }
-    printf("ALLOCLIB %s\n", found ? found : "libc");
+    void *(*volatile malloc_fn)(size_t) = malloc;
+    Dl_info info;
+    if (dladdr((void *)malloc_fn, &info) && info.dli_fname && info.dli_fname[0])
+        printf("ALLOCLIB %s\n", info.dli_fname);
+    else
+        printf("ALLOCLIB unknown\n");
 }
 
 /* ------------------------------------------------------------ 1. fastpath */

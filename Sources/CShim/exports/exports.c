@@ -135,6 +135,7 @@ SWM_EXPORT void malloc_stats(void) {
           system, in_use, system + s.hblkhd, in_use + s.hblkhd, s.hblks_peak, s.hblkhd_peak);
   fprintf(stderr,
           "swiftmalloc statistics\n"
+          "  version         %12s\n"
           "  sbrk heap       %12zu bytes\n"
           "  mmap regions    %12zu bytes (page heap, when sbrk could not grow)\n"
           "  in use          %12zu bytes\n"
@@ -143,7 +144,7 @@ SWM_EXPORT void malloc_stats(void) {
           "  mmap blocks     %12zu bytes in %zu blocks\n"
           "  metadata        %12zu bytes\n"
           "  thread caches   %12zu\n",
-          s.arena, s.region_mmap, s.uordblks, s.fordblks, s.released, s.keepcost,
+          SWIFTMALLOC_VERSION, s.arena, s.region_mmap, s.uordblks, s.fordblks, s.released, s.keepcost,
           s.hblkhd, s.hblks, s.meta, s.threads);
   pthread_setcancelstate(cancel_state, NULL);
 }
@@ -153,7 +154,7 @@ SWM_EXPORT int malloc_info(int options, FILE *fp) {
   swm_stats_t s;
   swmcore_collect_stats(&s);
   fprintf(fp,
-          "<malloc version=\"1\">\n"
+          "<malloc version=\"1\" swiftmalloc=\"" SWIFTMALLOC_VERSION "\">\n"
           "<heap nr=\"0\">\n"
           "<sizes>\n</sizes>\n"
           "<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
@@ -183,3 +184,6 @@ SWM_EXPORT int malloc_info(int options, FILE *fp) {
 __attribute__((destructor)) static void swm_report_at_exit(void) {
   if (swmcore_stats_at_exit()) malloc_stats();
 }
+
+/* MARK: version (swiftmalloc.h: SWIFTMALLOC_VERSION_MAJOR/MINOR/PATCH) */
+SWM_EXPORT const char *swm_version(void) { return SWIFTMALLOC_VERSION; }

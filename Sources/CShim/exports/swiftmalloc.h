@@ -1,19 +1,32 @@
 /*
  * swiftmalloc.h: the public interface of libswiftmalloc beyond the standard
  * malloc family (which it exports under the usual names, with glibc's
- * semantics: see README.md).
+ * semantics: see README.md and swiftmalloc(3)).
  *
  * The swm_ functions reach the same allocator without interposing malloc:
  * a program can use them while the rest of the process keeps its own malloc.
+ *
+ * Copyright (c) 2026 the swiftmalloc authors.
+ * SPDX-License-Identifier: MIT (see the LICENSE file that comes with swiftmalloc)
  */
 #ifndef SWIFTMALLOC_H
 #define SWIFTMALLOC_H
 
 #include <stddef.h>
 
+/* The version of this header; swm_version() returns the library's. */
+#define SWIFTMALLOC_VERSION_MAJOR 0
+#define SWIFTMALLOC_VERSION_MINOR 1
+#define SWIFTMALLOC_VERSION_PATCH 0
+#define SWIFTMALLOC_VERSION "0.1.0"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* "MAJOR.MINOR.PATCH" of the library in use (SWIFTMALLOC_VERSION when it was
+ * built); also shown by malloc_stats() and malloc_info(). */
+const char *swm_version(void);
 
 void  *swm_malloc(size_t size);
 void   swm_free(void *p);
