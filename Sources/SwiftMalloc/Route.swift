@@ -40,15 +40,24 @@ enum Route {
     if size >= Heap.maxRequest || alignment >= Heap.maxRequest { return .impossible }
     let route = Heap.state.pointee.route
     let mmapFrom = route.mmapEnabled ? route.mmapThreshold : UInt.max
-    let need = size &+ overhead
-    if need <= UInt(SWM_MAX_SMALL) && size < mmapFrom && alignment <= OSMemory.pageSize {
-      if alignment <= 16 { return .sizeClass(swm_size_to_class(Int(bitPattern: need))) }
-      var c = swm_size_to_class(Int(bitPattern: max(need, alignment)))
-      while c < UInt32(SWM_NUM_CLASSES) && UInt(swm_class_to_size(c)) % alignment != 0 { c &+= 1 }
-      if c < UInt32(SWM_NUM_CLASSES) { return .sizeClass(c) }
-    }
+    if size < mmapFrom, let c = smallClass(size: size, alignment: alignment, overhead: overhead) { return .sizeClass(c) }
     let slack = alignment > 16 ? alignment : 0
     return size &+ slack >= mmapFrom ? .mmap : .pageRun
+  }
+
+  /// The size class a request of `size` bytes gets, thresholds aside: the
+  /// class of size + overhead, or for an alignment above 16 the smallest
+  /// class at least that large whose size the alignment divides; nil when
+  /// no class serves it. free_sized and free_aligned_sized compare a
+  /// block's class with it. (size < Heap.maxRequest.)
+  @inline(__always)
+  static func smallClass(size: UInt, alignment: UInt = 16, overhead: UInt = 0) -> UInt32? {
+    let need = size &+ overhead
+    if need > UInt(SWM_MAX_SMALL) || alignment > OSMemory.pageSize { return nil }
+    if alignment <= 16 { return swm_size_to_class(Int(bitPattern: need)) }
+    var c = swm_size_to_class(Int(bitPattern: max(need, alignment)))
+    while c < UInt32(SWM_NUM_CLASSES) && UInt(swm_class_to_size(c)) % alignment != 0 { c &+= 1 }
+    return c < UInt32(SWM_NUM_CLASSES) ? c : nil
   }
 
   /// Recomputes smallLimit after a threshold or the mitigations changed

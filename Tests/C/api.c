@@ -217,8 +217,12 @@ static void test_realloc_basic(void) {
 }
 
 static void test_realloc_in_place(void) {
-  /* shrinking keeps the block where it is */
-  static const size_t shrink[][2] = {{1000, 500}, {1000, 10}, {5000, 4000}, {40000, 33000},
+  /* shrinking keeps the block where it is: page runs and mmap blocks, and
+   * small blocks whose new size needs the same class (1000 -> 1010 is class
+   * 1024); a small block that shrinks to another class moves (swiftmalloc's
+   * rule, so that free_sized(q, to) sees the class `to` needs; glibc keeps
+   * it in place, so that case is checked only for content below) */
+  static const size_t shrink[][2] = {{1020, 1000}, {5000, 4900}, {40000, 33000},
                                      {100 << 10, 50 << 10}, {100 << 10, 100}, {1 << 20, 600 << 10},
                                      {4 << 20, 1 << 20}};
   for (size_t i = 0; i < sizeof shrink / sizeof shrink[0]; i++) {
@@ -235,6 +239,20 @@ static void test_realloc_in_place(void) {
     CHECK(verify(q, to, from) < 0, "realloc shrink %zu -> %zu lost contents", from, to);
     CHECK(malloc_usable_size(q) >= to, "usable %zu < %zu after shrink", malloc_usable_size(q), to);
     free(q);
+  }
+  /* a small block shrunk to another class keeps its contents and takes
+   * free_sized with its new size */
+  static const size_t across[][2] = {{1000, 500}, {1000, 10}, {5000, 4000}};
+  for (size_t i = 0; i < sizeof across / sizeof across[0]; i++) {
+    size_t from = across[i][0], to = across[i][1];
+    char *p = malloc(V(from));
+    REQUIRE(p != NULL, "malloc(%zu)", from);
+    fill(p, from, from);
+    char *q = realloc(p, V(to));
+    REQUIRE(q != NULL, "realloc shrink %zu -> %zu failed", from, to);
+    CHECK(verify(q, to, from) < 0, "realloc shrink %zu -> %zu lost contents", from, to);
+    if (ours) free_sized(q, to);
+    else free(q);
   }
   /* growing within malloc_usable_size keeps it too */
   static const size_t grow[] = {1, 17, 24, 100, 1000, 1025, 5000, 30000, 40000, 100000, 1 << 20};

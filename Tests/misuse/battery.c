@@ -76,6 +76,7 @@ static const struct row table[] = {
   {"realloc_stack",              "realloc()",           A("invalid pointer"),          A("invalid pointer")},
   {"usable_size_stack",          "malloc_usable_size()",A("invalid pointer"),          A("invalid pointer")},
   {"free_sized_small_wrong",     "free_sized()",        A("size mismatch for"),        A("size mismatch for")},
+  {"free_sized_small_smaller",   "free_sized()",        A("size mismatch for"),        A("size mismatch for")},
   {"free_sized_medium_wrong",    "free_sized()",        A("size mismatch for"),        A("size mismatch for")},
   {"free_aligned_sized_wrong",   "free_aligned_sized()",A("alignment mismatch for"),   A("alignment mismatch for")},
   {"free_aligned_sized_npot",    "free_aligned_sized()",A("alignment mismatch for"),   A("alignment mismatch for")},

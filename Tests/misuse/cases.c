@@ -262,6 +262,15 @@ static void free_sized_small_wrong(void) {
   survived();
 }
 
+/* a size smaller than the block's but of another class (hardened_malloc's rule) */
+static void free_sized_small_smaller(void) {
+  free_sized_fn fs = (free_sized_fn)sym("free_sized");
+  char *p = must_malloc(5000);
+  say_ptr(p);
+  fs(p, 64);
+  survived();
+}
+
 static void free_sized_medium_wrong(void) {
   free_sized_fn fs = (free_sized_fn)sym("free_sized");
   char *p = must_malloc(100000);
@@ -480,6 +489,7 @@ static const struct entry entries[] = {
   {"realloc_stack", realloc_stack},
   {"usable_size_stack", usable_size_stack},
   {"free_sized_small_wrong", free_sized_small_wrong},
+  {"free_sized_small_smaller", free_sized_small_smaller},
   {"free_sized_medium_wrong", free_sized_medium_wrong},
   {"free_aligned_sized_wrong", free_aligned_sized_wrong},
   {"free_aligned_sized_npot", free_aligned_sized_npot},

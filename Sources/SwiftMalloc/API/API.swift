@@ -94,7 +94,9 @@ private func resizeInPlace(_ p: RawPtr, span: SpanPtr, usable: UInt, to size: UI
   let belowThreshold = !route.mmapEnabled || size < route.mmapThreshold
   switch span.pointee.kind {
   case SpanKind.small:
-    return size <= usable ? .done(p) : .move
+    // in place only within the same class: free_sized(p, size) then holds
+    let sameClass = Route.smallClass(size: size) == UInt32(span.pointee.sizeClass)
+    return size <= usable && sameClass ? .done(p) : .move
   case SpanKind.pageRun:
     let pages = (size &+ OSMemory.pageMask) &>> OSMemory.pageShift
     if size <= usable {
@@ -209,16 +211,22 @@ public func swmcore_usable_size(_ p: RawPtr?) -> UInt {
                     call: "malloc_usable_size()")
 }
 
-/// Whether `size` can be the size a block was allocated (or last
-/// reallocated) with. Small blocks keep their class when realloc shrinks them
-/// in place, so any size up to the class fits; page runs and mmap blocks are
-/// cut to whole pages on allocation and on every resize, so the size must
-/// need exactly their page count.
+/// Whether `size` (and `alignment`, 16 for the unaligned calls) is what the
+/// block was allocated (or last reallocated) with: a small block's class
+/// must be the very class such a request gets (realloc moves a small block
+/// whose new size needs another class, so this holds after it too); page
+/// runs and mmap blocks are cut to whole pages on allocation and on every
+/// resize, so the size must need exactly their page count. Any other size
+/// is a caller bug (hardened_malloc's rule; C23 leaves it undefined).
 @inline(__always)
-func sizeMatches(_ size: UInt, _ p: RawPtr, span: SpanPtr, call: StaticString) -> Bool {
-  if span.pointee.kind == SpanKind.small { return size <= usableSize(of: p, span: span, call: call) }
+func sizeMatches(_ size: UInt, alignment: UInt, span: SpanPtr) -> Bool {
+  if size >= Heap.maxRequest { return false }
+  if span.pointee.kind == SpanKind.small {
+    let overhead = Heap.state.pointee.mitigations.overhead
+    return Route.smallClass(size: size, alignment: alignment, overhead: overhead) == UInt32(span.pointee.sizeClass)
+  }
   let pages = (size &+ OSMemory.pageMask) &>> OSMemory.pageShift
-  return size < Heap.maxRequest && max(pages, 1) == span.pointee.userPages
+  return max(pages, 1) == span.pointee.userPages
 }
 
 /// free_sized (C23): a size the block cannot have been allocated with is a
@@ -227,7 +235,7 @@ func sizeMatches(_ size: UInt, _ p: RawPtr, span: SpanPtr, call: StaticString) -
 public func swmcore_free_sized(_ p: RawPtr?, _ size: UInt) {
   guard let p else { return }
   let span = Ownership.liveBlock(p, use: .release, call: "free_sized()")
-  if !sizeMatches(size, p, span: span, call: "free_sized()") { Diagnostics.fatal("free_sized()", "size mismatch for", p) }
+  if !sizeMatches(size, alignment: 16, span: span) { Diagnostics.fatal("free_sized()", "size mismatch for", p) }
   deallocate(p, call: "free_sized()")
 }
 
@@ -238,7 +246,9 @@ public func swmcore_free_aligned_sized(_ p: RawPtr?, _ alignment: UInt, _ size: 
   if !isPowerOfTwo(alignment) || UInt(bitPattern: p) & (alignment &- 1) != 0 {
     Diagnostics.fatal("free_aligned_sized()", "alignment mismatch for", p)
   }
-  if !sizeMatches(size, p, span: span, call: "free_aligned_sized()") { Diagnostics.fatal("free_aligned_sized()", "size mismatch for", p) }
+  if !sizeMatches(size, alignment: max(alignment, 16), span: span) {
+    Diagnostics.fatal("free_aligned_sized()", "size mismatch for", p)
+  }
   deallocate(p, call: "free_aligned_sized()")
 }
 
