@@ -174,6 +174,19 @@ void swm_fatal(const char *call, const char *problem, const void *ptr) {
   abort();
 }
 
+void swm_fatal_found(const char *problem, const void *ptr, const char *call) {
+  swm_line_t line = {.n = 0};
+  swm_line_str(&line, "swiftmalloc: ", 0);
+  swm_line_str(&line, problem, 0);
+  swm_line_str(&line, " 0x", 0);
+  swm_line_num(&line, (uintptr_t)ptr, 16, 0);
+  swm_line_str(&line, " (found during ", 0);
+  swm_line_str(&line, call, 0);
+  swm_line_str(&line, ")", 0);
+  swm_line_write(&line, 2);
+  abort();
+}
+
 void swm_warn(const char *text, const char *name, const char *value) {
   swm_line_t line = {.n = 0};
   swm_line_str(&line, "swiftmalloc: ", 0);

@@ -13,6 +13,12 @@ enum Diagnostics {
     swm_fatal(cString(call), cString(problem), p)
   }
 
+  /// Damage found in `p` during `call`, later than it was done.
+  @inline(never)
+  static func damageFound(_ problem: StaticString, _ p: UnsafeRawPointer?, during call: StaticString) -> Never {
+    swm_fatal_found(cString(problem), p, cString(call))
+  }
+
   @inline(never)
   static func invalidPointer(_ call: StaticString, _ p: UnsafeRawPointer?) -> Never {
     fatal(call, "invalid pointer", p)

@@ -338,6 +338,10 @@ void swm_line_write(swm_line_t *line, int fd);
 
 /* Writes "swiftmalloc: <call>: <problem> <ptr>\n" with write(2), then abort(). */
 __attribute__((noreturn)) void swm_fatal(const char *call, const char *problem, const void *ptr);
+/* Damage found later than it was done (a write after free found when the
+ * block leaves quarantine): "swiftmalloc: <problem> 0x<ptr> (found during
+ * <call>)\n", then abort(). */
+__attribute__((noreturn)) void swm_fatal_found(const char *problem, const void *ptr, const char *call);
 /* Writes "swiftmalloc: <text><name><value>\n" (a warning; execution goes
  * on); NULL parts are left out. */
 void swm_warn(const char *text, const char *name, const char *value);

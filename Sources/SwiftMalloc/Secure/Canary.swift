@@ -10,8 +10,16 @@ import CShim
 ///
 /// Layout of a small block of class size S holding a request of n bytes:
 ///
-///     0            n                     S-8          S
-///     | caller's n | canary bytes (>= 8)  | n ^ key    |
+///     0            n                      S-8          S
+///     | caller's n | 0 | canary (>= 7 B)  | n ^ key    |
+///
+/// The canary's first byte is zero (as hardened_malloc's): a string the
+/// caller forgot to terminate stops there instead of running into the next
+/// block. The price: an overflow that writes exactly one zero byte past
+/// the request (an off-by-one terminator) is not caught.
+/// Freed, the block reads zero in full (the quarantine zeroes it) but for
+/// the trailer word, which then holds the freed tag: double frees and uses
+/// after free are found there, and the caller's bytes stay zero.
 enum Canary {
   /// Canary (at least 8 bytes) plus the size word.
   static let overhead: UInt = 16
@@ -36,26 +44,33 @@ enum Canary {
     block.storeBytes(of: 0, as: UInt.self)                  // fetch's chain link
     block.storeBytes(of: 0, toByteOffset: 8, as: UInt.self) // freed tag
     if zeroed { block.initializeMemory(as: UInt8.self, repeating: 0, count: Int(n)) }
-    (block + Int(n)).initializeMemory(as: UInt8.self, repeating: canaryByte, count: Int(size &- 8 &- n))
-    block.storeBytes(of: n ^ sizeKey(block), toByteOffset: Int(size &- 8), as: UInt.self)
+    if Heap.state.pointee.mitigations.canaries {
+      (block + Int(n)).initializeMemory(as: UInt8.self, repeating: canaryByte, count: Int(size &- 8 &- n))
+      block.storeBytes(of: 0, toByteOffset: Int(n), as: UInt8.self)
+      block.storeBytes(of: n ^ sizeKey(block), toByteOffset: Int(size &- 8), as: UInt.self)
+    }
     return block
   }
 
-  /// The size the caller asked for; aborts if the size word was overwritten.
-  static func requestedSize(_ p: RawPtr, sizeClass: UInt32, call: StaticString) -> UInt {
+  /// The size the caller asked for; stops on a freed block (its trailer
+  /// holds the freed tag) or an overwritten size word.
+  static func requestedSize(_ p: RawPtr, sizeClass: UInt32, use: Ownership.Use, call: StaticString) -> UInt {
     let size = UInt(swm_class_to_size(sizeClass))
-    let n = p.load(fromByteOffset: Int(size &- 8), as: UInt.self) ^ sizeKey(p)
+    let trailer = p.load(fromByteOffset: Int(size &- 8), as: UInt.self)
+    if trailer == UInt(bitPattern: p) ^ Heap.state.pointee.tagSecret { Ownership.freed(p, use: use, call: call) }
+    let n = trailer ^ sizeKey(p)
     if n > size &- overhead { Diagnostics.fatal(call, "heap overflow (block trailer overwritten) in", p) }
     return n
   }
 
   /// Checks the size word and every canary byte; returns the requested size.
-  static func check(_ p: RawPtr, sizeClass: UInt32, call: StaticString) -> UInt {
+  static func check(_ p: RawPtr, sizeClass: UInt32, use: Ownership.Use = .access, call: StaticString) -> UInt {
     let size = UInt(swm_class_to_size(sizeClass))
-    let n = requestedSize(p, sizeClass: sizeClass, call: call)
+    let n = requestedSize(p, sizeClass: sizeClass, use: use, call: call)
     let canary = canaryByte
     let end = size &- 8  // the size word; blocks are 16-byte multiples, so end is 8-aligned
-    var i = n
+    if p.load(fromByteOffset: Int(n), as: UInt8.self) != 0 { Diagnostics.fatal(call, "heap overflow past the end of", p) }
+    var i = n &+ 1
     // bytes up to the first 8-byte boundary, then whole words
     while i < end && i & 7 != 0 {
       if p.load(fromByteOffset: Int(i), as: UInt8.self) != canary {
@@ -77,7 +92,7 @@ enum Canary {
   /// checked, then to the quarantine, or straight back to the central list.
   static func free(_ p: RawPtr, sizeClass: UInt32, tag: UInt, call: StaticString) {
     let mitigations = Heap.state.pointee.mitigations
-    if mitigations.canaries { _ = check(p, sizeClass: sizeClass, call: call) }
+    if mitigations.canaries { _ = check(p, sizeClass: sizeClass, use: .release, call: call) }
     if mitigations.quarantine { return Quarantine.enter(p, sizeClass: sizeClass, tag: tag) }
     p.storeBytes(of: nil, as: RawPtr?.self)
     Central.release(sizeClass, head: p)

@@ -3,9 +3,12 @@ import CShim
 // See Malloc.swift for an overview; the mitigations are listed in Mitigations.swift.
 
 /// Freed small blocks wait here before reuse (Mitigations.quarantine). A
-/// block is zeroed when it enters (but for its freed tag in bytes 8..15);
-/// when it leaves, it must still read so, else a write after free is
-/// reported; then it goes back to its central list.
+/// block is zeroed in full when it enters, but for its last word, which
+/// takes the freed tag (with canaries that word is the trailer, never the
+/// caller's: reads after free see zeros only); the ring keeps its
+/// bookkeeping outside the blocks. When it leaves, the block must still
+/// read so, else a write after free is reported; then it goes back to its
+/// central list.
 ///
 /// Invariants (quarantine lock, taken with no other lock held): the ring is
 /// a FIFO of `count` blocks ending before `next`; `bytes` is the sum of
@@ -36,7 +39,7 @@ enum Quarantine {
   static func enter(_ p: RawPtr, sizeClass: UInt32, tag: UInt) {
     let size = UInt(swm_class_to_size(sizeClass))
     p.initializeMemory(as: UInt8.self, repeating: 0, count: Int(size))
-    p.storeBytes(of: tag, toByteOffset: 8, as: UInt.self)
+    p.storeBytes(of: tag, toByteOffset: Int(size &- 8), as: UInt.self)
     var evicted = enqueue(p, bytes: size)
     while let block = evicted {
       release(block)
@@ -102,20 +105,20 @@ enum Quarantine {
     let sizeClass = smallClass(of: block)
     let size = Int(swm_class_to_size(sizeClass))
     let tag = UInt(bitPattern: block) ^ Heap.state.pointee.tagSecret
-    // word 0 must be zero and word 1 the tag; the rest zero, checked 32
-    // bytes at a time (blocks are multiples of 16 bytes)
-    var stray = block.load(as: UInt.self) | (block.load(fromByteOffset: 8, as: UInt.self) ^ tag)
-    var offset = 16
-    while offset &+ 32 <= size {
+    // the last word must be the tag and the rest zero, checked 32 bytes at
+    // a time (blocks are multiples of 16 bytes)
+    var stray = block.load(fromByteOffset: size &- 8, as: UInt.self) ^ tag
+    var offset = 0
+    while offset &+ 32 <= size &- 8 {
       stray |= block.load(fromByteOffset: offset, as: UInt.self) | block.load(fromByteOffset: offset &+ 8, as: UInt.self)
         | block.load(fromByteOffset: offset &+ 16, as: UInt.self) | block.load(fromByteOffset: offset &+ 24, as: UInt.self)
       offset &+= 32
     }
-    while offset < size {
+    while offset < size &- 8 {
       stray |= block.load(fromByteOffset: offset, as: UInt.self)
       offset &+= 8
     }
-    if stray != 0 { Diagnostics.fatal("free()", "write after free detected in", block) }
+    if stray != 0 { Diagnostics.damageFound("write after free detected in block", block, during: "free()") }
     Central.release(sizeClass, head: block)  // word 0 is nil: a one-block list
   }
 }
