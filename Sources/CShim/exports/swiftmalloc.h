@@ -28,6 +28,13 @@ extern "C" {
  * built); also shown by malloc_stats() and malloc_info(). */
 const char *swm_version(void);
 
+/* swiftmalloc's own mallopt() parameters (glibc's are in <malloc.h>); each
+ * returns 1 when the value was taken, 0 when it is out of range. The same
+ * settings are read from the environment at start (README, swiftmalloc(3)). */
+#define SWM_M_CACHE_BUDGET (-1001) /* bytes all thread caches may hold (SWIFTMALLOC_CACHE_BUDGET) */
+#define SWM_M_DIRTY_LIMIT (-1002)  /* free bytes the page heap keeps resident (SWIFTMALLOC_DIRTY_LIMIT) */
+#define SWM_M_DECAY_MS (-1003)     /* ms before unused free pages go back (SWIFTMALLOC_DECAY_MS) */
+
 void  *swm_malloc(size_t size);
 void   swm_free(void *p);
 void  *swm_calloc(size_t count, size_t size);
