@@ -1,0 +1,136 @@
+/*
+ * memory.c: memory that follows the live data (issue #12's rules), each
+ * knob shown by its effect.
+ *
+ * - Idle threads: 300 threads each allocate and free 64 blocks in each of 24
+ *   sizes, then wait. Bytes in use (mallinfo2().uordblks, which counts the
+ *   blocks thread caches keep) grow by at most the budget's share per thread
+ *   (4 MiB / threads, at least 16 KiB) plus a little, not a megabyte each;
+ *   and they come back when the threads exit.
+ * - SWM_M_CACHE_BUDGET: with a budget of 0 (every share at its 16 KiB floor)
+ *   a thread that freed 2 MiB of small blocks keeps at most 16 KiB of them.
+ * - SWM_M_DIRTY_LIMIT and SWM_M_DECAY_MS: after freeing ~100 MB of small
+ *   blocks, RSS keeps at most the dirty limit at once, and with a decay time
+ *   of 200 ms goes down to a few MiB while the program keeps allocating.
+ * glibc has none of these rules: in glibc mode only the bookkeeping runs.
+ */
+#include "common.h"
+
+#include <pthread.h>
+
+#include "swiftmalloc.h"
+
+enum { THREADS = 300, CLASSES = 24, PER_CLASS = 64 };
+
+static pthread_barrier_t idle, done;
+
+static size_t class_size(int k) {
+  size_t s = (size_t)16 << (k / 2);
+  return k & 1 ? s + s / 2 : s;
+}
+
+static void *idle_thread(void *arg) {
+  (void)arg;
+  void *v[PER_CLASS];
+  for (int k = 0; k < CLASSES; k++) {
+    for (int i = 0; i < PER_CLASS; i++) { v[i] = malloc(V(class_size(k))); memset(v[i], 1, 16); }
+    for (int i = 0; i < PER_CLASS; i++) free(v[i]);
+  }
+  pthread_barrier_wait(&idle);
+  pthread_barrier_wait(&done);
+  return NULL;
+}
+
+static void test_idle_threads(void) {
+  pthread_barrier_init(&idle, NULL, THREADS + 1);
+  pthread_barrier_init(&done, NULL, THREADS + 1);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 64 << 10);
+  size_t before = mallinfo2().uordblks;
+  static pthread_t t[THREADS];
+  for (int i = 0; i < THREADS; i++) REQUIRE(pthread_create(&t[i], &attr, idle_thread, NULL) == 0, "thread %d", i);
+  pthread_barrier_wait(&idle);
+  size_t during = mallinfo2().uordblks;
+  pthread_barrier_wait(&done);
+  for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+  malloc_trim(0);  /* the main thread's own cache (pthread_create allocates) */
+  size_t after = mallinfo2().uordblks;
+  long per_thread = ((long)during - (long)before) / THREADS;
+  printf("memory: idle threads hold %ld bytes each in use (thread caches included); %ld more in use after they exit\n",
+         per_thread, (long)after - (long)before);
+  if (!ours) return;
+  /* share = max(16 KiB, 4 MiB / 300) = 16 KiB; the cache itself and glibc's
+   * per-thread allocations add a few KiB */
+  CHECK(per_thread <= 24 << 10, "%ld bytes in use per idle thread (at most the 16 KiB share plus a little)", per_thread);
+  /* glibc keeps each exited thread's DTV (about 280 bytes, malloc'd) with
+   * its cached stack: that much stays in use by right */
+  CHECK((long)after - (long)before <= (64 << 10) + THREADS * 512, "%ld bytes still in use after every thread exited",
+        (long)after - (long)before);
+}
+
+static void *budget_thread(void *arg) {
+  long *kept = arg;
+  enum { N = 4096 };
+  static void *v[N];
+  free(malloc(V(512)));
+  size_t start = mallinfo2().uordblks;
+  for (int round = 0; round < 4; round++) {
+    for (int i = 0; i < N; i++) v[i] = malloc(V(512));
+    for (int i = 0; i < N; i++) free(v[i]);
+  }
+  /* in use now, beyond the start: what this thread's cache kept */
+  *kept = (long)mallinfo2().uordblks - (long)start;
+  return NULL;
+}
+
+static void test_budget_knob(void) {
+  if (!ours) return;
+  CHECK(mallopt(SWM_M_CACHE_BUDGET, 0) == 1, "mallopt(SWM_M_CACHE_BUDGET, 0) refused");
+  long kept = 0;
+  pthread_t t;
+  REQUIRE(pthread_create(&t, NULL, budget_thread, &kept) == 0, "thread");
+  pthread_join(t, NULL);
+  printf("memory: with a budget of 0 a thread that freed 2 MiB kept %ld bytes\n", kept);
+  CHECK(kept <= 20 << 10, "a thread kept %ld bytes in its cache with the budget at 0 (share floor 16 KiB)", kept);
+  CHECK(mallopt(SWM_M_CACHE_BUDGET, 4 << 20) == 1, "mallopt(SWM_M_CACHE_BUDGET, 4 MiB) refused");
+  CHECK(mallopt(SWM_M_CACHE_BUDGET, -1) == 0, "a negative budget was taken");
+}
+
+static void test_dirty_limit_and_decay(void) {
+  enum { N = 200000 };
+  static void *v[N];
+  if (ours) {
+    CHECK(mallopt(SWM_M_DIRTY_LIMIT, 8 << 20) == 1, "mallopt(SWM_M_DIRTY_LIMIT) refused");
+    CHECK(mallopt(SWM_M_DECAY_MS, 200) == 1, "mallopt(SWM_M_DECAY_MS) refused");
+  }
+  long start = rss_kib();
+  for (int i = 0; i < N; i++) { size_t s = 16 + (size_t)(i * 7919) % 1000; v[i] = malloc(V(s)); memset(v[i], 7, s); }
+  long peak = rss_kib();
+  for (int i = 0; i < N; i++) free(v[i]);
+  long freed = rss_kib();
+  /* keep allocating, in sizes that miss the thread cache now and then */
+  for (int round = 0; round < 8; round++) {
+    usleep(100 * 1000);
+    for (int i = 0; i < 2000; i++) v[i] = malloc(V(16 + (size_t)(i * 13) % 4000));
+    for (int i = 0; i < 2000; i++) free(v[i]);
+  }
+  long later = rss_kib();
+  printf("memory: RSS start %ld KiB, peak %ld KiB, right after free %ld KiB, after 0.8 s of activity %ld KiB\n", start,
+         peak, freed, later);
+  if (!ours) return;
+  long added = peak - start;
+  CHECK(freed - start <= added / 4 + (16 << 10), "right after free: %ld KiB of %ld kept (dirty limit 8 MiB)",
+        freed - start, added);
+  CHECK(later - start <= added / 10 + (4 << 10), "after the decay time: %ld KiB of %ld kept", later - start, added);
+  mallopt(SWM_M_DECAY_MS, 5000);
+  mallopt(SWM_M_DIRTY_LIMIT, 32 << 20);
+}
+
+int main(void) {
+  t_init("memory");
+  test_idle_threads();
+  test_budget_knob();
+  test_dirty_limit_and_decay();
+  return t_finish();
+}
