@@ -120,6 +120,17 @@ int swm_guard_install(void *p, size_t len) {
   return 0;
 }
 
+int swm_guard_is_free(void) {
+  if (atomic_load_explicit(&swm_guard_mode, memory_order_acquire) == 0) swm_guard_init();
+  return atomic_load_explicit(&swm_guard_mode, memory_order_acquire) == 1;
+}
+
+int swm_guard_install_free(void *p, size_t len) {
+  return swm_guard_is_free() && swm_sys_madvise(p, len, SWM_MADV_GUARD_INSTALL) == 0;
+}
+
+void swm_guard_remove_free(void *p, size_t len) { swm_sys_madvise(p, len, SWM_MADV_GUARD_REMOVE); }
+
 int swm_guard_remove(void *p, size_t len) {
   if (atomic_load_explicit(&swm_guard_mode, memory_order_acquire) == 1)
     return swm_sys_madvise(p, len, SWM_MADV_GUARD_REMOVE);

@@ -207,6 +207,12 @@ static inline int swm_sys_decommit(void *p, size_t len) { return swm_sys_madvise
 /* 1 when the page was made a guard, 0 when it was not (budget spent, or the
  * kernel refused): the caller then treats the page as ordinary memory. */
 int swm_guard_install(void *p, size_t len);
+/* 1 when the kernel has MADV_GUARD_INSTALL (Linux 6.13+): a guard then
+ * costs no mapping, and the default mode puts one after every mmap block. */
+int swm_guard_is_free(void);
+/* Such a free guard (madvise only, never mprotect, no budget): 1 if made. */
+int swm_guard_install_free(void *p, size_t len);
+void swm_guard_remove_free(void *p, size_t len);
 /* Makes a guard ordinary memory again; 0 on success. */
 int swm_guard_remove(void *p, size_t len);
 /* `sites` guards went away with their mapping (munmap of a guarded block). */

@@ -31,13 +31,17 @@ enum LargeBlocks {
     return span
   }
 
-  /// In secure mode the block has a guard page (PROT_NONE) on each side: the
-  /// one after it is counted in the span (`guarded`, see Span.userPages), the
-  /// one before it is unmapped with it.
+  /// In secure mode (Mitigations.guardPages) the block has a guard page on
+  /// each side: the one after it is counted in the span (`guarded`, see
+  /// Span.userPages), the one before it is unmapped with it. In the default
+  /// mode, where the kernel makes guards for free (MADV_GUARD_INSTALL, Linux
+  /// 6.13+: no extra mapping), the block gets the guard after it only, so an
+  /// overflow past a large block faults instead of reaching the next mapping.
   static func allocate(_ size: UInt, alignment: UInt, zeroed: Bool?) -> RawPtr? {
     let guards = Heap.state.pointee.mitigations.guardPages
+    let freeGuard = !guards && swm_guard_is_free() != 0
     let userBytes = max(OSMemory.pageSize, (size &+ OSMemory.pageMask) & ~OSMemory.pageMask)
-    let bytes = guards ? userBytes &+ OSMemory.pageSize : userBytes  // span bytes, trailing guard included
+    let bytes = guards || freeGuard ? userBytes &+ OSMemory.pageSize : userBytes  // trailing guard included
     var lead = guards ? OSMemory.pageSize : 0                         // leading guard
     let extra = alignment > OSMemory.pageSize ? alignment : 0
     guard size < Heap.maxRequest, let mapped = swm_sys_mmap(Int(lead &+ bytes &+ extra)) else {
@@ -57,10 +61,13 @@ enum LargeBlocks {
       // block, and the leading one goes back at once.
       if !guarded { _ = swm_sys_munmap(RawPtr(bitPattern: start &- lead), Int(lead)) }
       lead = guarded ? lead : 0
+    } else if freeGuard {
+      // without it (the kernel refused) the page is simply part of the block
+      guarded = swm_guard_install_free(RawPtr(bitPattern: start &+ userBytes), Int(OSMemory.pageSize)) != 0
     }
     guard let span = Meta.allocSpan() else {
       _ = swm_sys_munmap(RawPtr(bitPattern: start &- lead), Int(lead &+ bytes))
-      if guarded { swm_guard_unmapped(2) }
+      if guarded && guards { swm_guard_unmapped(2) }
       swm_errno_set(swm_ENOMEM())
       return nil
     }
@@ -71,7 +78,7 @@ enum LargeBlocks {
     if !PageMap.set(start, pages: 1, to: span) {
       Meta.freeSpan(span)
       _ = swm_sys_munmap(RawPtr(bitPattern: start &- lead), Int(lead &+ bytes))
-      if guarded { swm_guard_unmapped(2) }
+      if guarded && guards { swm_guard_unmapped(2) }
       swm_errno_set(swm_ENOMEM())
       return nil
     }
@@ -84,7 +91,8 @@ enum LargeBlocks {
   static func free(_ span: SpanPtr) {
     let start = span.pointee.start
     let bytes = span.pointee.bytes
-    let lead = span.pointee.guarded ? OSMemory.pageSize : 0
+    // only secure mode's blocks have a leading guard page
+    let lead = span.pointee.guarded && Heap.state.pointee.mitigations.guardPages ? OSMemory.pageSize : 0
     _ = PageMap.set(start, pages: 1, to: tombstone)
     Meta.freeSpan(span)
     _ = swm_sys_munmap(RawPtr(bitPattern: start &- lead), Int(lead &+ bytes))
@@ -104,13 +112,22 @@ enum LargeBlocks {
 
   /// Resizes with mremap (moving if need be). nil, with the block intact,
   /// when the kernel refuses.
+  /// A default-mode guard moves to the new end: removed first (it must not
+  /// end up inside the block), made again after.
   static func resize(_ span: SpanPtr, to size: UInt) -> RawPtr? {
-    let bytes = max(OSMemory.pageSize, (size &+ OSMemory.pageMask) & ~OSMemory.pageMask)
+    let page = OSMemory.pageSize
+    let guarded = span.pointee.guarded
+    let bytes = max(page, (size &+ OSMemory.pageMask) & ~OSMemory.pageMask) &+ (guarded ? page : 0)
     let old = span.pointee.start
     let oldBytes = span.pointee.bytes
     if bytes == oldBytes { return RawPtr(bitPattern: old) }
-    guard let moved = swm_sys_mremap(RawPtr(bitPattern: old), Int(oldBytes), Int(bytes), 1) else { return nil }
+    if guarded { swm_guard_remove_free(RawPtr(bitPattern: old &+ oldBytes &- page), Int(page)) }
+    guard let moved = swm_sys_mremap(RawPtr(bitPattern: old), Int(oldBytes), Int(bytes), 1) else {
+      if guarded { span.pointee.guarded = swm_guard_install_free(RawPtr(bitPattern: old &+ oldBytes &- page), Int(page)) != 0 }
+      return nil
+    }
     let start = UInt(bitPattern: moved)
+    if guarded { span.pointee.guarded = swm_guard_install_free(RawPtr(bitPattern: start &+ bytes &- page), Int(page)) != 0 }
     if start != old {
       _ = PageMap.set(old, pages: 1, to: tombstone)
       if !PageMap.set(start, pages: 1, to: span) {
