@@ -80,7 +80,10 @@ def build():
         return next(i + 1 for i, s in enumerate(sizes) if s >= max(n, 1))
     for i in range(len(lookup)):
         lookup[i] = cls(i * 16)
-    for n in range(0, MAX_SMALL + 1):
+    # size 0 has no class: malloc(0)'s fast path pops bin 0, which is always
+    # empty, and the slow path hands out a zero-size block (Back/ZeroBlocks.swift)
+    lookup[0] = 0
+    for n in range(1, MAX_SMALL + 1):
         c = lookup[(n + 15) >> 4]
         if sizes[c - 1] < n or (c > 1 and sizes[c - 2] >= max(n, 1)):
             raise SystemExit(f"lookup of {n} gives class {c}")
@@ -121,7 +124,7 @@ def render():
     w("};")
     arr("uint8_t", "swm_class_lookup", lookup)
     w("")
-    w("/* The class of a request of n bytes, n <= SWM_MAX_SMALL. */")
+    w("/* The class of a request of n bytes, 1 <= n <= SWM_MAX_SMALL; 0 for n = 0 (no class). */")
     w("static inline __attribute__((always_inline)) uint32_t swm_size_to_class(size_t n) {")
     w("  return swm_class_lookup[(n + 15) >> 4];")
     w("}")

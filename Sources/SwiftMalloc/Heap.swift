@@ -37,6 +37,7 @@ struct HeapState {
   var central: ClassArray<CentralFreeList>
   var pageHeap: PageHeap.State
   var large: LargeBlocks.State
+  var zero: ZeroBlocks.State
   var os: OSMemory.State
   var meta: Meta.State
   var quarantine: Quarantine.State

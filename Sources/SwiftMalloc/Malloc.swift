@@ -165,6 +165,11 @@ private func allocate(_ size: UInt, alignment: UInt, zeroed: Bool, at destinatio
     return PageHeap.allocateRun(size, alignment: max(alignment, OSMemory.pageSize), zeroed: zeroed ? true : nil)
   case .pageRun:
     return PageHeap.allocateRun(size, alignment: max(alignment, OSMemory.pageSize), zeroed: zeroed ? true : nil)
+  case .zeroSize:
+    if let p = ZeroBlocks.allocate(alignment: alignment) { return p }
+    // no region (an address-space limit): an ordinary block of the smallest class
+    return allocate(16, alignment: alignment, zeroed: zeroed, at: Route.decide(size: 16, alignment: alignment,
+                                                                                 overhead: mitigations.overhead), mitigations)
   case .impossible:
     swm_errno_set(swm_ENOMEM())
     return nil
@@ -202,6 +207,8 @@ func freeSpanBlock(_ pointer: RawPtr?, call: StaticString) {
   case SpanKind.mmap:
     Options.mmapBlockFreed(bytes: span.pointee.userPages &<< OSMemory.pageShift)
     LargeBlocks.free(span)
+  case SpanKind.zero:
+    return  // a zero-size block: nothing to give back
   default:
     // a small span whose page has no facts: cannot be (facts are written
     // before a block is handed out), so the pointer is not ours

@@ -12,6 +12,7 @@ import CShim
 ///   mmap block   size (plus the alignment slack) >= M_MMAP_THRESHOLD,
 ///                unless M_MMAP_MAX is 0
 ///   page run     everything between
+///   zero size    size 0: a pointer nobody may touch (ZeroBlocks)
 ///   impossible   size or alignment >= Heap.maxRequest: NULL and ENOMEM
 ///
 /// `overhead` is what each small block carries beyond the request (secure
@@ -32,12 +33,14 @@ enum Route {
     case sizeClass(UInt32)
     case pageRun
     case mmap
+    case zeroSize
     case impossible
   }
 
   @inline(__always)
   static func decide(size: UInt, alignment: UInt = 16, overhead: UInt = 0) -> Destination {
     if size >= Heap.maxRequest || alignment >= Heap.maxRequest { return .impossible }
+    if size == 0 { return .zeroSize }
     let route = Heap.state.pointee.route
     let mmapFrom = route.mmapEnabled ? route.mmapThreshold : UInt.max
     if size < mmapFrom, let c = smallClass(size: size, alignment: alignment, overhead: overhead) { return .sizeClass(c) }

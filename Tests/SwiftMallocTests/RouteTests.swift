@@ -11,6 +11,7 @@ extension EngineSuite { @Suite struct RouteTests {
     case .sizeClass(let c): return "class \(swm_class_to_size(c))"
     case .pageRun: return "pageRun"
     case .mmap: return "mmap"
+    case .zeroSize: return "zero"
     case .impossible: return "impossible"
     }
   }
@@ -18,7 +19,8 @@ extension EngineSuite { @Suite struct RouteTests {
   @Test func sizesGoToClassesRunsAndMappings() {
     Heap.ensureInitialized()
     #expect(swmcore_mallopt(Options.Option.mmapThreshold.malloptParameter!, 128 << 10) == 1)
-    #expect(destination(0) == "class 16")
+    #expect(destination(0) == "zero")
+    #expect(destination(1) == "class 16")
     #expect(destination(100) == "class 112")
     #expect(destination(32768) == "class 32768")
     #expect(destination(32769) == "pageRun")

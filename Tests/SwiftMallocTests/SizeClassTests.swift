@@ -6,7 +6,8 @@ import CShim
 /// the side that uses it.
 @Suite struct SizeClassTests {
   @Test func everyRequestGetsTheSmallestClassThatFits() {
-    for n in 0...Int(SWM_MAX_SMALL) {
+    #expect(swm_size_to_class(0) == 0)  // zero-size blocks have no class (ZeroBlocks)
+    for n in 1...Int(SWM_MAX_SMALL) {
       let c = swm_size_to_class(n)
       #expect(c >= 1 && c < UInt32(SWM_NUM_CLASSES))
       #expect(swm_class_to_size(c) >= max(n, 1))

@@ -406,6 +406,45 @@ static int read_after_free_from(size_t from) {
 static void read_after_free(void) { read_after_free_from(16); }
 static void read_after_free_all(void) { read_after_free_from(0); }
 
+/* zero-size blocks point into memory nobody may touch */
+static void zero_size_write(void) {
+  char *p = malloc(0);
+  if (!p) { out("BAD malloc(0) returned NULL\n"); _exit(1); }
+  say_ptr(p);
+  ((volatile char *)p)[0] = 1;
+  survived();
+}
+
+static void zero_size_read(void) {
+  char *p = calloc(0, 8);
+  if (!p) { out("BAD calloc(0, 8) returned NULL\n"); _exit(1); }
+  say_ptr(p);
+  launder((void *)(uintptr_t)((volatile char *)p)[0]);
+  survived();
+}
+
+/* ... and are freed, resized, measured and sized as blocks of 0 bytes */
+static void zero_size_correct(void) {
+  free_sized_fn fs = (free_sized_fn)sym("free_sized");
+  char *p = malloc(0), *q = malloc(0);
+  if (!p || !q || p == q || malloc_usable_size(p) != 0) { out("BAD zero-size blocks\n"); _exit(1); }
+  fs(p, 0);
+  q = realloc(q, 32);
+  if (!q) { out("BAD realloc of a zero-size block\n"); _exit(1); }
+  memset(q, 1, 32);
+  free(q);
+  out("OK\n");
+  _exit(0);
+}
+
+static void zero_size_free_sized_wrong(void) {
+  free_sized_fn fs = (free_sized_fn)sym("free_sized");
+  char *p = malloc(0);
+  say_ptr(p);
+  fs(p, 8);
+  survived();
+}
+
 static void mmap_overflow_guard(void) {
   char *p = must_malloc(1 << 20);
   say_ptr(p);
@@ -502,6 +541,10 @@ static const struct entry entries[] = {
   {"corrupted_link", corrupted_link},
   {"read_after_free", read_after_free},
   {"read_after_free_all", read_after_free_all},
+  {"zero_size_write", zero_size_write},
+  {"zero_size_read", zero_size_read},
+  {"zero_size_correct", zero_size_correct},
+  {"zero_size_free_sized_wrong", zero_size_free_sized_wrong},
   {"mmap_overflow_guard", mmap_overflow_guard},
   {"mmap_underflow_guard", mmap_underflow_guard},
   {"medium_overflow_guard", medium_overflow_guard},

@@ -64,6 +64,13 @@ static inline __attribute__((always_inline)) void swm_prefetch(const void *p) {
 static inline uintptr_t swm_atomic_add(uintptr_t *p, uintptr_t v) {
   return atomic_fetch_add_explicit((_Atomic uintptr_t *)p, v, memory_order_relaxed);
 }
+static inline uintptr_t swm_atomic_load_relaxed(uintptr_t *p) {
+  return atomic_load_explicit((_Atomic uintptr_t *)p, memory_order_relaxed);
+}
+static inline int swm_atomic_cas_weak(uintptr_t *p, uintptr_t expected, uintptr_t desired) {
+  return atomic_compare_exchange_weak_explicit((_Atomic uintptr_t *)p, &expected, desired, memory_order_relaxed,
+                                               memory_order_relaxed);
+}
 static inline uintptr_t swm_atomic_exchange(uintptr_t *p, uintptr_t v) {
   return atomic_exchange_explicit((_Atomic uintptr_t *)p, v, memory_order_acq_rel);
 }
@@ -178,6 +185,11 @@ static inline void *swm_sys_sbrk(intptr_t increment) {
 }
 static inline void *swm_sys_mmap(size_t len) {
   long r = swm_raw_syscall6(SYS_mmap, 0, (long)len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return swm_sys_failed(r) ? NULL : (void *)r;
+}
+/* Address space nobody may touch (PROT_NONE, no memory committed). */
+static inline void *swm_sys_reserve(size_t len) {
+  long r = swm_raw_syscall6(SYS_mmap, 0, (long)len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   return swm_sys_failed(r) ? NULL : (void *)r;
 }
 static inline int swm_sys_munmap(void *p, size_t len) {

@@ -118,7 +118,7 @@ static const swm_block_check_t swm_class_check[41] = {
   {0x0000000000000001u, 2, 15},
 };
 static const uint8_t swm_class_lookup[2049] = {
-  1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 10,
+  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 10,
   10, 11, 11, 12, 12, 13, 13, 13, 13, 14, 14, 14,
   14, 15, 15, 15, 15, 16, 16, 16, 16, 17, 17, 17,
   17, 17, 17, 17, 17, 18, 18, 18, 18, 18, 18, 18,
@@ -291,7 +291,7 @@ static const uint8_t swm_class_lookup[2049] = {
   40, 40, 40, 40, 40, 40, 40, 40, 40,
 };
 
-/* The class of a request of n bytes, n <= SWM_MAX_SMALL. */
+/* The class of a request of n bytes, 1 <= n <= SWM_MAX_SMALL; 0 for n = 0 (no class). */
 static inline __attribute__((always_inline)) uint32_t swm_size_to_class(size_t n) {
   return swm_class_lookup[(n + 15) >> 4];
 }

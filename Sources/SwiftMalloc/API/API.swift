@@ -201,6 +201,7 @@ func usableSize(of p: RawPtr, span: SpanPtr, call: StaticString) -> UInt {
     if Heap.state.pointee.mitigations.canaries { return Canary.check(p, sizeClass: sizeClass, call: call) }
     return UInt(swm_class_to_size(sizeClass))
   }
+  if span.pointee.kind == SpanKind.zero { return 0 }
   return span.pointee.userPages &<< OSMemory.pageShift
 }
 
@@ -221,6 +222,7 @@ public func swmcore_usable_size(_ p: RawPtr?) -> UInt {
 @inline(__always)
 func sizeMatches(_ size: UInt, alignment: UInt, span: SpanPtr) -> Bool {
   if size >= Heap.maxRequest { return false }
+  if span.pointee.kind == SpanKind.zero { return size == 0 }
   if span.pointee.kind == SpanKind.small {
     let overhead = Heap.state.pointee.mitigations.overhead
     return Route.smallClass(size: size, alignment: alignment, overhead: overhead) == UInt32(span.pointee.sizeClass)

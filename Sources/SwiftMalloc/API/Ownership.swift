@@ -8,6 +8,7 @@ import CShim
 ///
 ///   a live small block      its span (a block start whose freed tag is not set)
 ///   a live page run or mmap block   its span (the block's first byte)
+///   a zero-size block       ZeroBlocks.span (kind zero)
 ///   a freed block           "double free of" (the free family) or
 ///                           "use of freed pointer" (realloc, usable size)
 ///   anything else           "invalid pointer"
@@ -26,7 +27,10 @@ enum Ownership {
   /// one line naming `call` and `p` for anything else.
   static func liveBlock(_ p: RawPtr, use: Use, call: StaticString) -> SpanPtr {
     let address = UInt(bitPattern: p)
-    guard let span = PageMap.lookup(address) else { Diagnostics.invalidPointer(call, p) }
+    guard let span = PageMap.lookup(address) else {
+      if ZeroBlocks.contains(address) { return ZeroBlocks.span }  // any address there: freed or not, it is one
+      Diagnostics.invalidPointer(call, p)
+    }
     switch span.pointee.kind {
     case SpanKind.small:
       _ = checkSmallBlock(p, sizeClass: UInt32(span.pointee.sizeClass), offset: address &- span.pointee.start,

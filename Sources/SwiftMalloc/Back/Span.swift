@@ -13,6 +13,9 @@ enum SpanKind {
   /// The tombstone left in the page map where a freed mmap block started, so
   /// that a second free of it is reported as a double free.
   static let unmapped: UInt8 = 5
+  /// The shared Span of every zero-size block (ZeroBlocks.swift); never in
+  /// the page map.
+  static let zero: UInt8 = 6
 }
 
 /// A run of whole pages with one use. Span structs live in the metadata arena
