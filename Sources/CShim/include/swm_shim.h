@@ -282,17 +282,20 @@ static inline __attribute__((always_inline)) void *swm_state(void) { return &swm
 static inline size_t swm_state_bytes(void) { return SWM_STATE_BYTES; }
 
 /* Lock order (fork takes them all in this order, after the pools' locks):
- *   init < central list of class 1 < ... < class N-1 < page heap < meta < page map
+ *   init < central list of class 1 < ... < class N-1 < page heap
+ *   < large-block cache < meta < page map
  *   < quarantine (secure mode; taken with no other lock held).
+ * A thread holding one may take only locks later in this order.
  * No lock is ever held across a call into libc that may allocate or that a
  * program may interpose: OS calls are raw system calls (above), and the
  * pthread key and atfork handlers are set up with no lock held. */
 #define SWM_LOCK_INIT 0
 #define SWM_LOCK_PAGEHEAP SWM_NUM_CLASSES
-#define SWM_LOCK_META (SWM_NUM_CLASSES + 1)
-#define SWM_LOCK_PAGEMAP (SWM_NUM_CLASSES + 2)
-#define SWM_LOCK_QUARANTINE (SWM_NUM_CLASSES + 3)
-#define SWM_NUM_LOCKS (SWM_NUM_CLASSES + 4)
+#define SWM_LOCK_LARGE_CACHE (SWM_NUM_CLASSES + 1)
+#define SWM_LOCK_META (SWM_NUM_CLASSES + 2)
+#define SWM_LOCK_PAGEMAP (SWM_NUM_CLASSES + 3)
+#define SWM_LOCK_QUARANTINE (SWM_NUM_CLASSES + 4)
+#define SWM_NUM_LOCKS (SWM_NUM_CLASSES + 5)
 static inline __attribute__((always_inline)) swm_lock_t *swm_lock_at(unsigned i) {
   /* block-scope declarations keep the arrays out of Swift's view */
   extern swm_lock_t swm_locks[] __attribute__((visibility("hidden")));
@@ -302,6 +305,7 @@ static inline unsigned swm_lock_index_pageheap(void) { return SWM_LOCK_PAGEHEAP;
 static inline unsigned swm_lock_index_meta(void) { return SWM_LOCK_META; }
 static inline unsigned swm_lock_index_pagemap(void) { return SWM_LOCK_PAGEMAP; }
 static inline unsigned swm_lock_index_quarantine(void) { return SWM_LOCK_QUARANTINE; }
+static inline unsigned swm_lock_index_large_cache(void) { return SWM_LOCK_LARGE_CACHE; }
 static inline unsigned swm_lock_count(void) { return SWM_NUM_LOCKS; }
 
 /* 1 in libswiftmalloc-secure.so (secure_on.c), 0 in libswiftmalloc.so

@@ -270,7 +270,9 @@ public func swmcore_mallopt(_ param: Int32, _ value: Int32) -> Int32 {
 public func swmcore_malloc_trim(_ pad: UInt) -> Int32 {
   Heap.ensureInitialized()
   Heap.releaseCachedMemory()
-  return PageHeap.trim(pad: pad) ? 1 : 0
+  let kept = LargeBlocks.cachedBytes
+  LargeBlocks.trimCache(all: true)
+  return PageHeap.trim(pad: pad) || kept != 0 ? 1 : 0
 }
 
 @c(swmcore_collect_stats)
@@ -294,6 +296,8 @@ public func swmcore_collect_stats(_ out: UnsafeMutablePointer<swm_stats_t>) {
   let pageHeap = PageHeap.state
   swm_lock(PageHeap.lock)
   let arena = os.pointee.sbrkBytes &+ os.pointee.regionMmapBytes
+  // (mmap blocks kept for reuse, LargeBlocks+Cache, are outside the arena
+  // and outside hblkhd: mapped, free, given back by decay and malloc_trim)
   let free = pageHeap.pointee.freeBytes &+ centralFree &+ quarantined &+ pageHeap.pointee.guardBytes
   out.pointee.arena = Int(os.pointee.sbrkBytes)
   out.pointee.region_mmap = Int(os.pointee.regionMmapBytes)

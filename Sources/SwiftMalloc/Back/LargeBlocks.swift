@@ -18,6 +18,8 @@ enum LargeBlocks {
     /// One shared Span of kind `unmapped`; the page map sends the first page
     /// of every freed mmap block here until the address is mapped again.
     var tombstone: Span
+    /// Freed blocks kept for reuse (LargeBlocks+Cache.swift).
+    var cache: Cache
   }
 
   @inline(__always) static var state: UnsafeMutablePointer<State> {
@@ -38,6 +40,7 @@ enum LargeBlocks {
   /// 6.13+: no extra mapping), the block gets the guard after it only, so an
   /// overflow past a large block faults instead of reaching the next mapping.
   static func allocate(_ size: UInt, alignment: UInt, zeroed: Bool?) -> RawPtr? {
+    if let p = reuse(size, alignment: alignment, zeroed: zeroed == true) { return p }
     let guards = Heap.state.pointee.mitigations.guardPages
     let freeGuard = !guards && swm_guard_is_free() != 0
     let userBytes = max(OSMemory.pageSize, (size &+ OSMemory.pageMask) & ~OSMemory.pageMask)
@@ -87,8 +90,10 @@ enum LargeBlocks {
     return RawPtr(bitPattern: start)  // fresh mappings read zero: no memset for calloc
   }
 
-  /// Unmaps the block (the caller has told Options, for the dynamic threshold).
+  /// Unmaps the block, or keeps it for reuse (the caller has told Options,
+  /// for the dynamic threshold).
   static func free(_ span: SpanPtr) {
+    if keep(span) { return }
     let start = span.pointee.start
     let bytes = span.pointee.bytes
     // only secure mode's blocks have a leading guard page

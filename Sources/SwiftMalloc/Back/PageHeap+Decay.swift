@@ -48,6 +48,7 @@ extension PageHeap {
   /// then (ThreadCache.tick). It never waits for the page-heap lock.
   @inline(never)
   static func tick() {
+    LargeBlocks.trimCache(all: false)
     let now = UInt(swm_now_ms())
     if now &- state.pointee.lastDecay < state.pointee.decayMilliseconds / 4
       || state.pointee.freeBytes == state.pointee.cleanBytes { return }

@@ -19,6 +19,8 @@ enum Options {
     /// rule leaves it alone from then on, as glibc does.
     var mmapThresholdPinned: Bool
     var trimThresholdPinned: Bool
+    /// Set once mallopt or the environment fixed the dirty limit.
+    var dirtyLimitPinned: Bool
     var statsAtExit: Bool
   }
 
@@ -108,6 +110,7 @@ enum Options {
         Budget.updateShare()
       case .dirtyLimit:
         PageHeap.configure(trimThreshold: nil, topPad: nil, dirtyLimit: value)
+        state.pointee.options.dirtyLimitPinned = true
       case .decayTime:
         PageHeap.configure(trimThreshold: nil, topPad: nil, decay: value)
       }
@@ -183,6 +186,12 @@ enum Options {
     if !state.pointee.options.mmapThresholdPinned && bytes > state.pointee.route.mmapThreshold {
       state.pointee.route.mmapThreshold = bytes &+ 1  // that very size now comes from the heap
       if !state.pointee.options.trimThresholdPinned { PageHeap.configure(trimThreshold: 2 &* bytes, topPad: nil) }
+      // the heap will keep blocks of that size free for reuse: two of them
+      // stay resident (at most 64 MiB) rather than being decommitted and
+      // faulted in again each time
+      if !state.pointee.options.dirtyLimitPinned && 2 &* bytes > PageHeap.state.pointee.dirtyLimit {
+        PageHeap.configure(trimThreshold: nil, topPad: nil, dirtyLimit: 2 &* bytes)
+      }
       Route.update()
     }
     swm_unlock(lock)

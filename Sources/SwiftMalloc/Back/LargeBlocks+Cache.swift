@@ -1,0 +1,128 @@
+import CShim
+
+// See Malloc.swift for an overview.
+
+/// Freed mmap blocks kept for reuse: a program that frees a large block and
+/// soon asks for one of about the same size (a vector that doubles again, a
+/// buffer per request) gets the mapping back, its pages still resident,
+/// instead of an munmap now and a page fault per page later. Blocks up to
+/// `maxBlock`, at most `slots` of them and `maxBytes` in all; a block kept
+/// longer than the decay time (SWIFTMALLOC_DECAY_MS) is unmapped by the next
+/// large-block call or thread-cache tick, and malloc_trim unmaps them all.
+/// Secure mode keeps none (its blocks get fresh guards each time).
+/// Invariants (large-cache lock; after it only meta and page map): `spans`
+/// holds `count` entries first, oldest first; `bytes` is the sum of their
+/// spans' bytes; a kept span's first page names the tombstone in the page
+/// map, so a free of it reads as a double free.
+extension LargeBlocks {
+  static let cacheSlots = 8
+  static let maxBlock: UInt = 64 << 20
+  static let maxBytes: UInt = 128 << 20
+
+  struct Cache {
+    var count: Int
+    var bytes: UInt
+    var spans: InlineArray<8, SpanPtr?>
+    var keptAt: InlineArray<8, UInt>
+  }
+
+  @inline(__always) static var cacheLock: UnsafeMutablePointer<swm_lock_t> {
+    swm_lock_at(swm_lock_index_large_cache())
+  }
+
+  /// Keeps a freed block; false when it must be unmapped.
+  static func keep(_ span: SpanPtr) -> Bool {
+    let bytes = span.pointee.bytes
+    if Heap.state.pointee.mitigations.guardPages || bytes > maxBlock { return false }
+    let now = UInt(swm_now_ms())
+    swm_lock(cacheLock)
+    expire(now: now, all: false)
+    let c = withUnsafeMutablePointer(to: &state.pointee.cache) { $0 }
+    while c.pointee.count > 0 && (c.pointee.count == cacheSlots || c.pointee.bytes &+ bytes > maxBytes) {
+      unmap(take(0))  // the oldest makes room
+    }
+    c.pointee.spans[c.pointee.count] = span
+    c.pointee.keptAt[c.pointee.count] = now
+    c.pointee.count &+= 1
+    c.pointee.bytes &+= bytes
+    _ = PageMap.set(span.pointee.start, pages: 1, to: tombstone)
+    swm_unlock(cacheLock)
+    _ = swm_atomic_add(&state.pointee.bytes, 0 &- bytes)
+    _ = swm_atomic_add(&state.pointee.count, 0 &- 1)
+    return true
+  }
+
+  /// A kept block for `size` bytes: the newest whose page count matches,
+  /// or is at most a quarter larger (cut down with mremap); nil when none.
+  /// Its old contents are cleared when `zeroed`.
+  static func reuse(_ size: UInt, alignment: UInt, zeroed: Bool) -> RawPtr? {
+    if alignment > OSMemory.pageSize || size >= maxBlock { return nil }
+    let pages = max(1, (size &+ OSMemory.pageMask) &>> OSMemory.pageShift)
+    swm_lock(cacheLock)
+    let c = withUnsafeMutablePointer(to: &state.pointee.cache) { $0 }
+    var found: SpanPtr? = nil
+    var i = c.pointee.count
+    while i > 0 && found == nil {
+      i &-= 1
+      let user = c.pointee.spans[i]!.pointee.userPages
+      if user >= pages && user &- pages <= pages / 4 { found = take(i) }
+    }
+    swm_unlock(cacheLock)
+    guard let span = found else { return nil }
+    var start = span.pointee.start
+    if span.pointee.userPages != pages {
+      guard let moved = resize(span, to: pages &<< OSMemory.pageShift) else { unmap(span); return nil }
+      start = UInt(bitPattern: moved)
+    }
+    if !PageMap.set(start, pages: 1, to: span) { unmap(span); return nil }
+    if zeroed { RawPtr(bitPattern: start)!.initializeMemory(as: UInt8.self, repeating: 0, count: Int(pages &<< OSMemory.pageShift)) }
+    let bytes = span.pointee.bytes
+    swm_atomic_max(&state.pointee.bytesPeak, swm_atomic_add(&state.pointee.bytes, bytes) &+ bytes)
+    swm_atomic_max(&state.pointee.countPeak, swm_atomic_add(&state.pointee.count, 1) &+ 1)
+    return RawPtr(bitPattern: start)
+  }
+
+  /// Unmaps the blocks kept longer than the decay time, or all of them.
+  static func trimCache(all: Bool) {
+    if state.pointee.cache.count == 0 { return }
+    let now = UInt(swm_now_ms())
+    swm_lock(cacheLock)
+    expire(now: now, all: all)
+    swm_unlock(cacheLock)
+  }
+
+  /// Bytes kept (mapped, resident, free), for the statistics.
+  static var cachedBytes: UInt { state.pointee.cache.bytes }
+
+  /// (cache lock held)
+  private static func expire(now: UInt, all: Bool) {
+    let decay = PageHeap.state.pointee.decayMilliseconds
+    while state.pointee.cache.count > 0 && (all || now &- state.pointee.cache.keptAt[0] >= decay) {
+      unmap(take(0))
+    }
+  }
+
+  /// Removes entry `i` (cache lock held), keeping the order.
+  private static func take(_ i: Int) -> SpanPtr {
+    let c = withUnsafeMutablePointer(to: &state.pointee.cache) { $0 }
+    let span = c.pointee.spans[i]!
+    var k = i
+    while k &+ 1 < c.pointee.count {
+      c.pointee.spans[k] = c.pointee.spans[k &+ 1]
+      c.pointee.keptAt[k] = c.pointee.keptAt[k &+ 1]
+      k &+= 1
+    }
+    c.pointee.count &-= 1
+    c.pointee.spans[c.pointee.count] = nil
+    c.pointee.bytes &-= span.pointee.bytes
+    return span
+  }
+
+  /// Gives a kept block back to the OS (its page-map slot already names the tombstone).
+  private static func unmap(_ span: SpanPtr) {
+    let start = span.pointee.start
+    let bytes = span.pointee.bytes
+    Meta.freeSpan(span)
+    _ = swm_sys_munmap(RawPtr(bitPattern: start), Int(bytes))
+  }
+}
