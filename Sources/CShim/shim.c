@@ -4,6 +4,7 @@
  */
 #include "swm_shim.h"
 #include <pthread.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,7 +93,12 @@ static void swm_fork_parent(void) {
   if (_IO_list_unlock != NULL) _IO_list_unlock();
 }
 
+static void swm_background_start(void);
+static _Atomic int swm_background_running;
+
 static void swm_fork_child(void) {
+  /* the purge thread is not copied: a child that asked for it gets its own */
+  if (atomic_exchange_explicit(&swm_background_running, 0, memory_order_relaxed)) swm_background_start();
   if (!swm_tls_forking) return;
   swm_tls_forking = 0;
   swmcore_fork_reset_all();
@@ -114,7 +120,44 @@ void swm_lifecycle_init(void) {
   pthread_atfork(swm_fork_prepare, swm_fork_parent, swm_fork_child);
 }
 
-__attribute__((constructor(101))) static void swm_shim_init(void) { swm_lifecycle_init(); }
+/* MARK: background purge ----------------------------------------------------- */
+
+/* SWIFTMALLOC_BACKGROUND_PURGE=1 (jemalloc's background_thread idea): a
+ * thread that wakes every quarter of the decay time and returns what has
+ * been free that long, so a process that has gone idle gives memory back
+ * too. Started by the constructor (never in a process that did not ask), and
+ * again in a fork child; it takes no lock but through the allocator's own
+ * calls, with nothing held. */
+extern int swmcore_background_purge_wanted(void);
+extern unsigned long swmcore_background_purge(void);
+
+static void *swm_background_main(void *arg) {
+  (void)arg;
+  for (;;) {
+    unsigned long ms = swmcore_background_purge();  /* purges; returns how long to sleep */
+    struct timespec t = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&t, &t) != 0 && errno == EINTR) {}
+  }
+  return NULL;
+}
+
+static void swm_background_start(void) {
+  if (!swmcore_background_purge_wanted()) return;
+  if (atomic_exchange_explicit(&swm_background_running, 1, memory_order_relaxed)) return;
+  pthread_attr_t attr;
+  pthread_t thread;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 << 10);
+  if (pthread_create(&thread, &attr, swm_background_main, NULL) != 0)
+    atomic_store_explicit(&swm_background_running, 0, memory_order_relaxed);
+  pthread_attr_destroy(&attr);
+}
+
+__attribute__((constructor(101))) static void swm_shim_init(void) {
+  swm_lifecycle_init();
+  swm_background_start();
+}
 
 /* MARK: lock slow paths ----------------------------------------------------- */
 

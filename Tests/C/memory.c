@@ -127,10 +127,68 @@ static void test_dirty_limit_and_decay(void) {
   mallopt(SWM_M_DIRTY_LIMIT, 32 << 20);
 }
 
-int main(void) {
+/* The child of test_background_purge: frees 6 MiB of page runs (below the
+ * dirty limit, so they stay resident), sleeps 1 s without calling the
+ * allocator, prints how much RSS went down meanwhile. */
+static int purge_child(void) {
+  enum { N = 60 };
+  static void *v[N];
+  for (int i = 0; i < N; i++) { v[i] = malloc(V(100 << 10)); memset(v[i], 3, 100 << 10); }
+  for (int i = 0; i < N; i++) free(v[i]);
+  long before = rss_kib();
+  sleep(1);
+  printf("%ld\n", before - rss_kib());
+  return 0;
+}
+
+/* KiB of RSS the purge child gave back while idle, with `assignment` set. */
+static long purge_drop(const char *assignment) {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0, "pipe");
+  fflush(stdout);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0, "fork");
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    char *argv[] = {"memory", "--purge-child", NULL};
+    /* no trimming of the sbrk top: the pages stay free in the heap */
+    char *env[5] = {"SWIFTMALLOC_DECAY_MS=200", "SWIFTMALLOC_TRIM_THRESHOLD=1G", NULL, NULL, NULL};
+    int k = 2;
+    if (assignment) env[k++] = (char *)assignment;
+    static char preload[4096];
+    const char *ld = getenv("LD_PRELOAD");
+    if (ld) { snprintf(preload, sizeof preload, "LD_PRELOAD=%s", ld); env[k++] = preload; }
+    execve("/proc/self/exe", argv, env);
+    _exit(127);
+  }
+  close(fds[1]);
+  char buf[64] = {0};
+  ssize_t got = read(fds[0], buf, sizeof buf - 1);
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && got > 0, "purge child failed (status %d)", status);
+  return atol(buf);
+}
+
+/* SWIFTMALLOC_BACKGROUND_PURGE=1: an idle process gives its free pages back
+ * once the decay time has passed; without it they stay until the next call. */
+static void test_background_purge(void) {
+  if (!ours) return;
+  long with = purge_drop("SWIFTMALLOC_BACKGROUND_PURGE=1");
+  long without = purge_drop(NULL);
+  printf("memory: idle for 1 s after freeing 6 MiB: RSS down %ld KiB with the background purge, %ld KiB without\n",
+         with, without);
+  CHECK(with >= 4 << 10, "the background purge gave back only %ld KiB of 6 MiB", with);
+  CHECK(without < 2 << 10, "without the purge %ld KiB went back while idle (the check above shows nothing)", without);
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "--purge-child") == 0) return purge_child();
   t_init("memory");
   test_idle_threads();
   test_budget_knob();
   test_dirty_limit_and_decay();
+  test_background_purge();
   return t_finish();
 }

@@ -55,7 +55,7 @@ extension EngineSuite { @Suite struct OptionsTableTests {
       raw += 1
       rows += 1
     }
-    #expect(rows == 9)
+    #expect(rows == 10)
   }
 
   @Test func malloptFollowsGlibc() {

@@ -315,6 +315,17 @@ public func swmcore_collect_stats(_ out: UnsafeMutablePointer<swm_stats_t>) {
   out.pointee.threads = Int(Meta.state.pointee.liveCaches)
 }
 
+@c(swmcore_background_purge_wanted)
+public func swmcore_background_purge_wanted() -> Int32 {
+  Heap.ensureInitialized()
+  return Heap.state.pointee.options.backgroundPurge ? 1 : 0
+}
+
+@c(swmcore_background_purge)
+public func swmcore_background_purge() -> UInt {
+  PageHeap.backgroundRound()
+}
+
 @c(swmcore_stats_at_exit)
 public func swmcore_stats_at_exit() -> Int32 {
   Heap.state.pointee.options.statsAtExit ? 1 : 0

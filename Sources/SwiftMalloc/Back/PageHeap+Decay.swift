@@ -43,6 +43,17 @@ extension PageHeap {
     _ = decommit(keeping: 0, olderThan: UInt32(truncatingIfNeeded: now &- decay))
   }
 
+  /// One round of the background purge thread (shim.c): what has been free
+  /// for the decay time goes back, kept mmap blocks too. Returns the
+  /// milliseconds until the next round.
+  static func backgroundRound() -> UInt {
+    LargeBlocks.trimCache(all: false)
+    swm_lock(lock)
+    decayOld(now: UInt(swm_now_ms()))
+    swm_unlock(lock)
+    return max(10, state.pointee.decayMilliseconds / 4)
+  }
+
   /// Decay for a program whose traffic the thread caches serve and that so
   /// never frees a span: the thread caches' slow paths call this now and
   /// then (ThreadCache.tick). It never waits for the page-heap lock.

@@ -22,6 +22,8 @@ enum Options {
     /// Set once mallopt or the environment fixed the dirty limit.
     var dirtyLimitPinned: Bool
     var statsAtExit: Bool
+    /// SWIFTMALLOC_BACKGROUND_PURGE=1: shim.c starts the purge thread.
+    var backgroundPurge: Bool
   }
 
   static let defaultMmapThreshold: UInt = 128 << 10
@@ -37,6 +39,7 @@ enum Options {
   /// The options table.
   enum Option: UInt8 {
     case mmapThreshold, trimThreshold, topPad, mmapMax, secure, stats, cacheBudget, dirtyLimit, decayTime
+    case backgroundPurge
 
     /// The environment variable, with its "="; nil for mallopt-only rows.
     var environmentName: StaticString? {
@@ -50,6 +53,7 @@ enum Options {
       case .cacheBudget: return "SWIFTMALLOC_CACHE_BUDGET="
       case .dirtyLimit: return "SWIFTMALLOC_DIRTY_LIMIT="
       case .decayTime: return "SWIFTMALLOC_DECAY_MS="
+      case .backgroundPurge: return "SWIFTMALLOC_BACKGROUND_PURGE="
       }
     }
 
@@ -64,6 +68,7 @@ enum Options {
       case .cacheBudget: return -1001  // SWM_M_CACHE_BUDGET, swiftmalloc's own
       case .dirtyLimit: return -1002   // SWM_M_DIRTY_LIMIT
       case .decayTime: return -1003    // SWM_M_DECAY_MS
+      case .backgroundPurge: return nil  // decided at start: the thread is made then
       }
     }
 
@@ -74,7 +79,7 @@ enum Options {
       case .trimThreshold: return UInt.max
       case .topPad: return Heap.maxRequest &- 1
       case .mmapMax: return UInt(Int32.max)
-      case .secure, .stats: return 1
+      case .secure, .stats, .backgroundPurge: return 1
       case .cacheBudget, .dirtyLimit: return Heap.maxRequest &- 1
       case .decayTime: return 3_600_000
       }
@@ -113,6 +118,8 @@ enum Options {
         state.pointee.options.dirtyLimitPinned = true
       case .decayTime:
         PageHeap.configure(trimThreshold: nil, topPad: nil, decay: value)
+      case .backgroundPurge:
+        state.pointee.options.backgroundPurge = value != 0
       }
     }
   }
