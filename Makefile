@@ -77,6 +77,7 @@ clean:
 
 -include Tests/tests.mk
 -include bench/bench.mk
+-include Tests/stress/stress.mk
 
 demo: all
 	sh examples/demo.sh

@@ -12,6 +12,8 @@
 #   make misuse-tests  heap misuse battery (default and secure mode), resource
 #                      limits, secure mode on real programs
 #   make fuzz          libFuzzer with a shadow model, FUZZ_SECONDS (600) long
+#   make stress        stress-ng, redis, memcached, soak (Tests/stress/stress.mk);
+#                      `make test` runs its short form
 
 TEST_COUNTS := $(BUILD)/tests
 
@@ -60,8 +62,12 @@ test: all
 	bash Tests/fuzz/run.sh 30 > $(TEST_COUNTS)/fuzz.log 2>&1 || bad="$$bad fuzz"; \
 	grep -E 'FAIL' $(TEST_COUNTS)/fuzz.log | head -n 20; tail -n 1 $(TEST_COUNTS)/fuzz.log; \
 	tail -n 1 $(TEST_COUNTS)/fuzz.log | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' > $(TEST_COUNTS)/fuzz.counts; \
+	echo "== stress: stress-ng malloc variants, redis + BGSAVE, memcached, 1-minute soak (Tests/stress, short form)"; \
+	bash Tests/stress/run.sh --short > $(TEST_COUNTS)/stress.log 2>&1 || bad="$$bad stress"; \
+	grep -E '^FAIL' $(TEST_COUNTS)/stress.log | head -n 20; grep -E '^stress .* took' $(TEST_COUNTS)/stress.log; tail -n 1 $(TEST_COUNTS)/stress.log; \
+	tail -n 1 $(TEST_COUNTS)/stress.log | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' > $(TEST_COUNTS)/stress.counts; \
 	passed=0; failed=0; \
-	for suite in c-tests real-tests misuse fuzz; do \
+	for suite in c-tests real-tests misuse fuzz stress; do \
 	  if [ -s $(TEST_COUNTS)/$$suite.counts ]; then \
 	    read p f < $(TEST_COUNTS)/$$suite.counts; passed=$$((passed + p)); failed=$$((failed + f)); \
 	  else failed=$$((failed + 1)); bad="$$bad $$suite(no-results)"; fi; \
