@@ -171,13 +171,22 @@ one_kind() {
   persist=$(cli INFO persistence | tr -d '\r')
   read -r bg_n peak < "$WORK/bgsave"
   saves=$(awk -F: '$1 == "rdb_saves" { print $2 }' <<< "$persist")
-  if grep -q 'rdb_last_bgsave_status:ok' <<< "$persist" && [ "${saves:-0}" -ge 2 ] &&
-     ! grep -qiE 'terminated by signal|Background saving error|crash' "$log" &&
-     [ -s "$WORK/dump.rdb" ] && timeout 300 redis-check-rdb "$WORK/dump.rdb" > "$LOGS/$kind-check-rdb.log" 2>&1 &&
-     grep -q 'RDB looks OK' "$LOGS/$kind-check-rdb.log"; then
+  local why=""
+  grep -q 'rdb_last_bgsave_status:ok' <<< "$persist" || why="$why last status not ok;"
+  [ "${saves:-0}" -ge 2 ] || why="$why rdb_saves=${saves:-?};"
+  local crashes
+  crashes=$(grep -ciE 'terminated by signal|Background saving error|crashed by signal' "$log")
+  [ "$crashes" = 0 ] || why="$why $crashes BGSAVE children crashed or failed (log $log);"
+  if [ ! -s "$WORK/dump.rdb" ]; then
+    why="$why no dump.rdb;"
+  elif ! timeout 300 redis-check-rdb "$WORK/dump.rdb" > "$LOGS/$kind-check-rdb.log" 2>&1 ||
+       ! grep -q 'RDB looks OK' "$LOGS/$kind-check-rdb.log"; then
+    why="$why redis-check-rdb rejects the last dump ($LOGS/$kind-check-rdb.log);"
+  fi
+  if [ -z "$why" ]; then
     pass "$tag: $saves BGSAVE forks during the load, last status ok, redis-check-rdb accepts the last dump"
   else
-    fail "$tag: BGSAVE: rdb_saves=${saves:-?} ($(grep -E 'rdb_last_bgsave_status' <<< "$persist")); see $log and $LOGS/$kind-check-rdb.log"
+    fail "$tag: BGSAVE:$why"
   fi
 
   local dbsize
@@ -216,8 +225,8 @@ one_kind() {
   elif [ "$status" = 0 ] && grep -q 'swiftmalloc statistics' "$log" && ! grep -q 'swiftmalloc: ' "$log"; then
     pass "$tag: SHUTDOWN: exit status 0, swiftmalloc's statistics at exit ($(awk '/in use/ { print $3 " bytes in use" }' "$log" | tail -n 1))"
   else
-    fail "$tag: SHUTDOWN: exit status $status (log $log)"
-    grep 'swiftmalloc' "$log" | head -n 5
+    fail "$tag: SHUTDOWN: exit status $status$(grep -q 'swiftmalloc statistics' "$log" || echo ", no statistics at exit")$(grep -qE 'swiftmalloc: |crashed by signal' "$log" && echo ", a swiftmalloc message or crash report in the log") (log $log)"
+    grep -E 'swiftmalloc: |crashed by signal' "$log" | head -n 5
   fi
   if [ -n "$(ls -A "$WORK" 2> /dev/null | grep -v '^dump.rdb$\|^stop$\|^bgsave$')" ]; then
     info "$tag: other files in the server directory: $(ls "$WORK" | tr '\n' ' ')"

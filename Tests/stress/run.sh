@@ -48,7 +48,7 @@ for part in "${parts[@]}"; do
   if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed(,\ ([0-9]+)\ skipped)? ]]; then
     passed=$((passed + BASH_REMATCH[1]))
     failed=$((failed + BASH_REMATCH[2]))
-    skipped=$((skipped + ${BASH_REMATCH[3]:-0}))
+    skipped=$((skipped + ${BASH_REMATCH[4]:-0}))
     if [ "$status" != 0 ] && [ "${BASH_REMATCH[2]}" = 0 ]; then
       fail "$name: exit status $status"
     fi

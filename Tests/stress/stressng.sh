@@ -32,7 +32,8 @@
 # to 8 bytes, as the fix does) in front of the library.
 #
 # SWM_STRESS_LIB / SWM_STRESS_SECURE_LIB replace the libraries (a
-# LD_PRELOAD value). One PASS/FAIL/SKIP line per run, then
+# LD_PRELOAD value); SWM_STRESS_ONLY (a regular expression) keeps only the
+# runs whose label ("default malloc touch", "secure fork", ...) matches. One PASS/FAIL/SKIP line per run, then
 # "N passed, M failed, K skipped"; exit status 1 on any failure.
 source "$(dirname "$0")/lib.sh"
 
@@ -75,11 +76,15 @@ maps_hook() {
   local root=$1 p n=0 noenv=0 missing="" f
   for p in "$root" $(descendants "$root"); do
     [ -r /proc/"$p"/maps ] || continue
-    case $(cat /proc/"$p"/comm 2> /dev/null) in stress-ng*) ;; *) continue ;; esac
     grep -q '^State:.*Z' /proc/"$p"/status 2> /dev/null && continue
-    # exec's children run stress-ng again with an empty environment (its
-    # execve passes env = { NULL }): no LD_PRELOAD there, by stress-ng's design
-    tr '\0' '\n' < /proc/"$p"/environ 2> /dev/null | grep -q '^LD_PRELOAD=' || { noenv=$((noenv + 1)); continue; }
+    case $(cat /proc/"$p"/comm 2> /dev/null) in
+      stress-ng-*) ;;
+      # A process below the root named plain "stress-ng" is a program that
+      # exec's workers started: stress-ng passes it an empty environment
+      # (env = { NULL }), so no LD_PRELOAD there, by stress-ng's design.
+      stress-ng) [ "$p" = "$root" ] || { noenv=$((noenv + 1)); continue; } ;;
+      *) continue ;;
+    esac
     local maps
     maps=$(cat /proc/"$p"/maps 2> /dev/null) || continue
     [ -n "$maps" ] || continue
@@ -95,6 +100,8 @@ maps_hook() {
 # run LABEL PRELOAD-VALUE [prefix-command...] -- stress-ng-args...
 run() {
   local label=$1; PRELOAD=$2; shift 2
+  # SWM_STRESS_ONLY: a regular expression; only the runs whose label matches
+  if [ -n "${SWM_STRESS_ONLY:-}" ] && ! [[ $label =~ $SWM_STRESS_ONLY ]]; then return; fi
   local prefix=()
   while [ $# -gt 0 ] && [ "$1" != -- ]; do prefix+=("$1"); shift; done
   shift
