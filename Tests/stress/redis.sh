@@ -21,6 +21,8 @@
 #     a fork that writes the whole data set); every run exits 0
 #   - the BGSAVEs: at least 2 done, the last status ok, none killed, and
 #     redis-check-rdb accepts the last dump
+#   - redis's INFO memory: jemalloc's allocator_allocated (mallctl) is under
+#     a quarter of used_memory (the data lives in swiftmalloc's blocks)
 #   - DBSIZE covers what kv.py wrote; a sample of kv.py's values reads back
 #     as written; redis-benchmark's strings (one random buffer per run) have
 #     the lengths asked for and equal contents per length
@@ -198,8 +200,20 @@ one_kind() {
     fail "$tag: DBSIZE ${dbsize:-?} (want >= $((N + 3 * ((N + 99) / 100)))); $out"
   fi
 
-  local used_peak rss_peak rss_flush used_flush
+  local used_peak rss_peak rss_flush used_flush je
   used_peak=$(cli INFO memory | tr -d '\r' | awk -F: '$1 == "used_memory" { print $2 }')
+  # redis's own view: used_memory counts malloc_usable_size of its blocks;
+  # allocator_allocated is jemalloc's stats.allocated (mallctl)
+  je=$(cli INFO memory | tr -d '\r' | awk -F: '$1 == "allocator_allocated" { print $2 }')
+  if [ -n "$lib" ]; then
+    if [ "${je:-0}" -lt $((used_peak / 4)) ] 2> /dev/null; then
+      pass "$tag: the data is not in jemalloc: used_memory $((used_peak >> 20)) MiB, jemalloc's allocator_allocated $((je >> 20)) MiB"
+    else
+      fail "$tag: jemalloc holds the data: used_memory $((used_peak >> 20)) MiB, allocator_allocated $((je >> 20)) MiB"
+    fi
+  else
+    info "$tag: used_memory $((used_peak >> 20)) MiB, jemalloc's allocator_allocated $((je >> 20)) MiB"
+  fi
   rss_peak=$(rss_kib "$SERVER"); [ "${peak:-0}" -gt "${rss_peak:-0}" ] && rss_peak=$peak
   if [ "$(cli FLUSHALL)" = OK ] && [ "$(cli DBSIZE)" = 0 ]; then
     sleep 1

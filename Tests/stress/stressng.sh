@@ -14,7 +14,8 @@
 # signal is restarted or just counted as done), so each run is started with
 # -v and its output is read for workers that finished prematurely, failed,
 # died, were killed or aborted, for "stress-ng: fail/error" lines and for any
-# "swiftmalloc:" message; it must end with "successful run completed". One
+# "swiftmalloc:" message; it must end with "successful run completed" and
+# its metrics must show at least one bogo operation. One
 # second into each run, /proc/<pid>/maps of stress-ng and every worker must
 # list the preloaded library (the programs exec's workers start get an empty
 # environment from stress-ng, so no LD_PRELOAD: those are not counted). A run that outlives SECONDS + 60 s is a hang:
@@ -121,6 +122,10 @@ run() {
   bad=$(grep -iE "$BAD" "$log" | sed 's/^stress-ng: //' | sort | uniq -c | head -n 5 | sed 's/^ *//' | tr '\n' ';')
   [ -n "$bad" ] && why="$why ${why:+/ }$bad"
   grep -q 'successful run completed' "$log" || why="$why ${why:+/ }no 'successful run completed'"
+  # every run must have done some work: the bogo-ops column of its metrics line
+  local ops
+  ops=$(awk '$2 == "metrc:" && $5 ~ /^[0-9]+$/ && $6 ~ /^[0-9.]+$/ { print $5; exit }' "$log")
+  if [ "$status" != 124 ] && [ "${ops:-0}" = 0 ]; then why="$why ${why:+/ }no bogo operation completed"; fi
   # at least stress-ng and one process per worker must have been seen
   checked=$(cut -d' ' -f1 "$WORK/maps" 2> /dev/null)
   if [ -z "$checked" ] || [ "$checked" -lt $((WORKERS + 1)) ]; then
@@ -132,7 +137,7 @@ run() {
     local noenv extra=""
     noenv=$(cat "$WORK/noenv" 2> /dev/null)
     [ "${noenv:-0}" != 0 ] && extra="; $noenv exec'd without LD_PRELOAD (stress-ng gives them an empty environment)"
-    pass "stress-ng $label ($checked processes mapped the library$extra)"
+    pass "stress-ng $label ($ops bogo ops; $checked processes mapped the library$extra)"
   else
     fail "stress-ng $label: $why (log $log)"
     [ -f "$log.hang" ] && head -n 40 "$log.hang"
@@ -176,6 +181,9 @@ for kind in default secure; do
   for s in "${OTHERS[@]}"; do
     if [ "$s" = bigheap ]; then
       run "$kind $s" "$lib" prlimit --as=$((4 << 30)) -- --"$s" "$WORKERS"
+    elif [ "$s" = tree ]; then
+      # 250,000 items (the default) make one operation take seconds
+      run "$kind $s" "$lib" -- --"$s" "$WORKERS" --tree-size 50000
     else
       run "$kind $s" "$lib" -- --"$s" "$WORKERS"
     fi
