@@ -5,6 +5,7 @@ and applies the leak rule.
 
   soak.py --bin build/tests/stress/soak --lib LD_PRELOAD-VALUE --minutes M
           [--threads 4] [--live-mib 64] [--csv F] [--svg F] [--label TEXT]
+  soak.py --bin - --from-csv F --svg F [--label TEXT]    (only redraws a chart)
 
 Checks (one PASS/FAIL line each, then "N passed, M failed"; exit status 1
 on any failure):
@@ -140,7 +141,7 @@ def svg_chart(samples, live_target_mib, bound, path, label):
     if lp:
         o.append('<polyline fill="none" stroke="#888" stroke-width="1.2" points="%s"/>' % lp)
     # legend
-    lx = W - R - 330
+    lx = W - R - 470
     o.append('<line x1="%d" y1="38" x2="%d" y2="38" stroke="#06c" stroke-width="2"/>' % (lx, lx + 20))
     o.append('<text x="%d" y="42">VmRSS</text>' % (lx + 24))
     o.append('<line x1="%d" y1="38" x2="%d" y2="38" stroke="#888" stroke-width="2"/>' % (lx + 80, lx + 100))
@@ -148,6 +149,8 @@ def svg_chart(samples, live_target_mib, bound, path, label):
     if bound:
         o.append('<line x1="%d" y1="38" x2="%d" y2="38" stroke="#c00" stroke-dasharray="6,4"/>' % (lx + 180, lx + 200))
         o.append('<text x="%d" y="42">leak bound</text>' % (lx + 204))
+        o.append('<line x1="%d" y1="38" x2="%d" y2="38" stroke="#06c" stroke-dasharray="3,3"/>' % (lx + 290, lx + 310))
+        o.append('<text x="%d" y="42">median, 2nd third</text>' % (lx + 314))
     o.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(o) + "\n")
@@ -168,7 +171,19 @@ def main():
     ap.add_argument("--svg")
     ap.add_argument("--label", default="")
     ap.add_argument("--log", default=None, help="where the soak's stderr goes")
+    ap.add_argument("--from-csv", help="only redraw --svg from a CSV written earlier")
     a = ap.parse_args()
+    if a.from_csv:
+        samples = []
+        with open(a.from_csv) as f:
+            next(f)
+            for line in f:
+                t, r, lv = line.strip().split(",")
+                samples.append((int(t), int(r), int(lv) if lv else None))
+        n = len(samples)
+        med2 = statistics.median(s[1] for s in samples[n // 3: 2 * n // 3])
+        svg_chart(samples, a.live_mib, (med2, med2 * LEAK_FACTOR + LEAK_SLACK_KIB), a.svg, a.label)
+        return 0
 
     secs = max(6.0, a.minutes * 60)
     env = dict(os.environ)
