@@ -122,6 +122,7 @@ clean:
 -include Tests/tests.mk
 -include tools/install.mk
 -include bench/bench.mk
+-include Tests/stress/stress.mk
 
 demo: all
 	sh examples/demo.sh

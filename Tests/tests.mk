@@ -22,6 +22,8 @@
 #                      Tests/perf/expected-instructions.txt
 #   make install-tests make install/uninstall into a temporary DESTDIR, pkg-config,
 #                      C and C++ programs built with its flags, the man page
+#   make stress        stress-ng, redis, memcached, soak (Tests/stress/stress.mk);
+#                      `make test` runs its short form
 
 TEST_COUNTS := $(BUILD)/tests
 
@@ -95,8 +97,12 @@ test: all check-lib
 	echo "== install (make install into a DESTDIR, pkg-config, C and C++ programs, man page)"; \
 	bash Tests/install/run.sh > $(TEST_COUNTS)/install.log 2>&1 || bad="$$bad install"; \
 	grep -E '^FAIL' -A 8 $(TEST_COUNTS)/install.log | head -n 40; tail -n 1 $(TEST_COUNTS)/install.log; \
+	echo "== stress: stress-ng malloc variants, redis + BGSAVE, memcached, 1-minute soak (Tests/stress, short form)"; \
+	bash Tests/stress/run.sh --short > $(TEST_COUNTS)/stress.log 2>&1 || bad="$$bad stress"; \
+	grep -E '^FAIL' $(TEST_COUNTS)/stress.log | head -n 20; grep -E '^stress .* took' $(TEST_COUNTS)/stress.log; tail -n 1 $(TEST_COUNTS)/stress.log; \
+	tail -n 1 $(TEST_COUNTS)/stress.log | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' > $(TEST_COUNTS)/stress.counts; \
 	passed=0; failed=0; \
-	for suite in perf c-tests cxx lifecycle real-tests misuse fuzz install; do \
+	for suite in perf c-tests cxx lifecycle real-tests misuse fuzz install stress; do \
 	  if [ -s $(TEST_COUNTS)/$$suite.counts ]; then \
 	    read p f < $(TEST_COUNTS)/$$suite.counts; passed=$$((passed + p)); failed=$$((failed + f)); \
 	  else failed=$$((failed + 1)); bad="$$bad $$suite(no-results)"; fi; \
