@@ -183,6 +183,22 @@ static void test_background_purge(void) {
   CHECK(without < 2 << 10, "without the purge %ld KiB went back while idle (the check above shows nothing)", without);
 }
 
+/* A freed mmap block is kept and handed out again, cut to a smaller size:
+ * the statistics still count exactly the blocks in use. */
+static void test_kept_large_blocks(void) {
+  void *a = malloc(V(40 << 20));
+  REQUIRE(a != NULL, "malloc(40 MiB)");
+  free(a);
+  void *b = malloc(V(35 << 20));
+  REQUIRE(b != NULL, "malloc(35 MiB)");
+  struct mallinfo2 m = mallinfo2();
+  CHECK(m.hblks == 1 && m.hblkhd >= (35u << 20) && m.hblkhd < (36u << 20), "one 35 MiB block: hblks %zu hblkhd %zu",
+        m.hblks, m.hblkhd);
+  free(b);
+  m = mallinfo2();
+  CHECK(m.hblks == 0 && m.hblkhd == 0, "none after free: hblks %zu hblkhd %zu", m.hblks, m.hblkhd);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "--purge-child") == 0) return purge_child();
   t_init("memory");
@@ -190,5 +206,6 @@ int main(int argc, char **argv) {
   test_budget_knob();
   test_dirty_limit_and_decay();
   test_background_purge();
+  test_kept_large_blocks();
   return t_finish();
 }

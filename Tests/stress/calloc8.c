@@ -1,12 +1,13 @@
 /*
- * Tests/stress/calloc8.c: preloaded in front of the secure library for
- * stress-ng before 0.15.07 only.
+ * Tests/stress/calloc8.c: preloaded in front of the library for stress-ng
+ * before 0.15.07 only.
  *
  * stress-ng 0.15.06's malloc stressor calls calloc(n, len / n) and then
  * stores a uintptr_t (8 bytes) at the start of the block, even when
  * n * (len / n) is less than 8 (or 0). The secure library's canary catches
  * that 8-byte write past a smaller request ("free(): heap overflow past the
- * end of ...") and aborts the worker. Upstream fixed it in 0.15.07 (commit
+ * end of ...") and aborts the worker; in both modes a calloc of 0 bytes is a
+ * zero-size block, which the write faults on. Upstream fixed it in 0.15.07 (commit
  * 138ae38d7, "stress-malloc: avoid calloc allocation being less than a
  * uintptr_t"). This shim rounds such calloc requests up to 8 bytes, exactly
  * what the fix does, and passes everything else on unchanged to the next

@@ -299,20 +299,20 @@ public func swmcore_collect_stats(_ out: UnsafeMutablePointer<swm_stats_t>) {
   // (mmap blocks kept for reuse, LargeBlocks+Cache, are outside the arena
   // and outside hblkhd: mapped, free, given back by decay and malloc_trim)
   let free = pageHeap.pointee.freeBytes &+ centralFree &+ quarantined &+ pageHeap.pointee.guardBytes
-  out.pointee.arena = Int(os.pointee.sbrkBytes)
-  out.pointee.region_mmap = Int(os.pointee.regionMmapBytes)
-  out.pointee.fordblks = Int(free)
-  out.pointee.uordblks = Int(arena > free ? arena &- free : 0)
-  out.pointee.keepcost = Int(PageHeap.topFreeBytes())
-  out.pointee.released = Int(pageHeap.pointee.cleanBytes)
+  out.pointee.arena = Int(bitPattern: os.pointee.sbrkBytes)
+  out.pointee.region_mmap = Int(bitPattern: os.pointee.regionMmapBytes)
+  out.pointee.fordblks = Int(bitPattern: free)
+  out.pointee.uordblks = Int(bitPattern: arena > free ? arena &- free : 0)
+  out.pointee.keepcost = Int(bitPattern: PageHeap.topFreeBytes())
+  out.pointee.released = Int(bitPattern: pageHeap.pointee.cleanBytes)
   swm_unlock(PageHeap.lock)
   let large = LargeBlocks.state
-  out.pointee.hblks = Int(large.pointee.count)
-  out.pointee.hblkhd = Int(large.pointee.bytes)
-  out.pointee.hblks_peak = Int(large.pointee.countPeak)
-  out.pointee.hblkhd_peak = Int(large.pointee.bytesPeak)
-  out.pointee.meta = Int(Meta.state.pointee.bytes)
-  out.pointee.threads = Int(Meta.state.pointee.liveCaches)
+  out.pointee.hblks = Int(bitPattern: large.pointee.count)
+  out.pointee.hblkhd = Int(bitPattern: large.pointee.bytes)
+  out.pointee.hblks_peak = Int(bitPattern: large.pointee.countPeak)
+  out.pointee.hblkhd_peak = Int(bitPattern: large.pointee.bytesPeak)
+  out.pointee.meta = Int(bitPattern: Meta.state.pointee.bytes)
+  out.pointee.threads = Int(bitPattern: Meta.state.pointee.liveCaches)
 }
 
 @c(swmcore_background_purge_wanted)

@@ -69,17 +69,27 @@ extension LargeBlocks {
     }
     swm_unlock(cacheLock)
     guard let span = found else { return nil }
-    var start = span.pointee.start
-    if span.pointee.userPages != pages {
-      guard let moved = resize(span, to: pages &<< OSMemory.pageShift) else { unmap(span); return nil }
-      start = UInt(bitPattern: moved)
-    }
-    if !PageMap.set(start, pages: 1, to: span) { unmap(span); return nil }
-    if zeroed { RawPtr(bitPattern: start)!.initializeMemory(as: UInt8.self, repeating: 0, count: Int(pages &<< OSMemory.pageShift)) }
-    let bytes = span.pointee.bytes
+    // live again: counted before resize adjusts the count by what it cuts
+    var bytes = span.pointee.bytes
     swm_atomic_max(&state.pointee.bytesPeak, swm_atomic_add(&state.pointee.bytes, bytes) &+ bytes)
     swm_atomic_max(&state.pointee.countPeak, swm_atomic_add(&state.pointee.count, 1) &+ 1)
+    var start = span.pointee.start
+    if span.pointee.userPages != pages {
+      guard let moved = resize(span, to: pages &<< OSMemory.pageShift) else { return drop(span) }
+      start = UInt(bitPattern: moved)
+      bytes = span.pointee.bytes
+    }
+    if !PageMap.set(start, pages: 1, to: span) { return drop(span) }
+    if zeroed { RawPtr(bitPattern: start)!.initializeMemory(as: UInt8.self, repeating: 0, count: Int(pages &<< OSMemory.pageShift)) }
     return RawPtr(bitPattern: start)
+  }
+
+  /// A taken block that could not be handed out after all: uncounted, unmapped.
+  private static func drop(_ span: SpanPtr) -> RawPtr? {
+    _ = swm_atomic_add(&state.pointee.bytes, 0 &- span.pointee.bytes)
+    _ = swm_atomic_add(&state.pointee.count, 0 &- 1)
+    unmap(span)
+    return nil
   }
 
   /// Unmaps the blocks kept longer than the decay time, or all of them.
