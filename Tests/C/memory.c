@@ -192,6 +192,7 @@ static void test_kept_large_blocks(void) {
   void *b = malloc(V(35 << 20));
   REQUIRE(b != NULL, "malloc(35 MiB)");
   struct mallinfo2 m = mallinfo2();
+  if (!ours) { free(b); return; }  /* glibc may serve it from its heap */
   CHECK(m.hblks == 1 && m.hblkhd >= (35u << 20) && m.hblkhd < (36u << 20), "one 35 MiB block: hblks %zu hblkhd %zu",
         m.hblks, m.hblkhd);
   free(b);
