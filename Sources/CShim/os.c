@@ -10,6 +10,8 @@
 #include <sys/auxv.h>
 #include <time.h>
 
+int swm_secure_execution(void) { return getauxval(AT_SECURE) != 0; }
+
 /* MARK: clock ----------------------------------------------------------- */
 
 typedef int (*swm_clock_fn)(clockid_t, struct timespec *);

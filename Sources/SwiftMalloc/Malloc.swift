@@ -161,7 +161,7 @@ private func allocate(_ size: UInt, alignment: UInt, zeroed: Bool, at destinatio
     return p
   case .mmap:
     // fresh mappings read zero; when mmap fails (a limit), the page heap may still have the pages
-    if let p = LargeBlocks.allocate(size, alignment: max(alignment, OSMemory.pageSize), zeroed: nil) { return p }
+    if let p = LargeBlocks.allocate(size, alignment: max(alignment, OSMemory.pageSize), zeroed: zeroed ? true : nil) { return p }
     return PageHeap.allocateRun(size, alignment: max(alignment, OSMemory.pageSize), zeroed: zeroed ? true : nil)
   case .pageRun:
     return PageHeap.allocateRun(size, alignment: max(alignment, OSMemory.pageSize), zeroed: zeroed ? true : nil)

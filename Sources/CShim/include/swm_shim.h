@@ -258,6 +258,12 @@ static inline void swm_futex_wake(void *word, int count) {
 /* The process environment, walked by Options.swift (never getenv). */
 extern char **environ;
 static inline char **swm_environ(void) { return environ; }
+/* 1 in a set-user-ID or set-group-ID program (AT_SECURE), where the
+ * environment must not choose files to write (os.c). */
+int swm_secure_execution(void);
+/* SWIFTMALLOC_VERSION of the library (swiftmalloc.h), for Swift (shim.c). */
+const char *swm_version_text(void);
+static inline long swm_sys_getpid(void) { return SWM_SYSCALL(SYS_getpid, 0, 0, 0); }
 
 /* MARK: global state and locks -------------------------------------------- */
 
@@ -339,6 +345,8 @@ static inline void swm_pagemap_set_leaf(uintptr_t rootIndex, void *leaf) {
  * one write(2) with the newline. Used for every message we print. */
 typedef struct { char buf[256]; size_t n; } swm_line_t;
 void swm_line_str(swm_line_t *line, const char *s, size_t width);
+/* Exactly `len` bytes of s (which need not end in a NUL). */
+void swm_line_bytes(swm_line_t *line, const char *s, size_t len);
 void swm_line_num(swm_line_t *line, uint64_t v, unsigned base, size_t width);
 void swm_line_write(swm_line_t *line, int fd);
 

@@ -31,6 +31,8 @@ enum LargeBlocks {
     return span
   }
 
+  /// `zeroed`: true for calloc (fresh mappings read zero), nil for malloc
+  /// (MALLOC_PERTURB_ fills the block then).
   /// In secure mode (Mitigations.guardPages) the block has a guard page on
   /// each side: the one after it is counted in the span (`guarded`, see
   /// Span.userPages), the one before it is unmapped with it. In the default
@@ -84,6 +86,7 @@ enum LargeBlocks {
     }
     swm_atomic_max(&state.pointee.bytesPeak, swm_atomic_add(&state.pointee.bytes, bytes) &+ bytes)
     swm_atomic_max(&state.pointee.countPeak, swm_atomic_add(&state.pointee.count, 1) &+ 1)
+    if zeroed == nil { Mitigations.perturb(RawPtr(bitPattern: start)!, size, freed: false) }
     return RawPtr(bitPattern: start)  // fresh mappings read zero: no memset for calloc
   }
 

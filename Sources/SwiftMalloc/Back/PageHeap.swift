@@ -87,6 +87,7 @@ enum PageHeap {
     span.pointee.kind = SpanKind.pageRun
     let p = RawPtr(bitPattern: span.pointee.start)!
     if zeroed == true && !span.pointee.clean { p.initializeMemory(as: UInt8.self, repeating: 0, count: Int(pages &<< OSMemory.pageShift)) }
+    if zeroed == nil { Mitigations.perturb(p, size, freed: false) }
     span.pointee.clean = false
     if guardPage { protectLastPage(span) }
     return p
@@ -102,6 +103,7 @@ enum PageHeap {
   }
 
   static func freeRun(_ span: SpanPtr) {
+    Mitigations.perturb(RawPtr(bitPattern: span.pointee.start)!, span.pointee.userPages &<< OSMemory.pageShift, freed: true)
     swm_lock(lock)
     release(span)
     swm_unlock(lock)
