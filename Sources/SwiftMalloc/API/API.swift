@@ -308,8 +308,3 @@ public func swmcore_collect_stats(_ out: UnsafeMutablePointer<swm_stats_t>) {
   out.pointee.meta = Int(Meta.state.pointee.bytes)
   out.pointee.threads = Int(Meta.state.pointee.liveCaches)
 }
-
-@c(swmcore_stats_at_exit)
-public func swmcore_stats_at_exit() -> Int32 {
-  Heap.state.pointee.options.statsAtExit ? 1 : 0
-}
