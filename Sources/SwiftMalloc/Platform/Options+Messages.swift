@@ -34,7 +34,7 @@ struct MessageLine {
     case .report: text(v == 2 ? "json" : v == 1 ? "text" : "0")
     case .path:
       let n = Options.statsFileLength
-      if n == 0 { text("(standard error)") } else { bytes(UnsafeRawPointer(Options.statsFile).assumingMemoryBound(to: CChar.self), n) }
+      if n != 0 { bytes(UnsafeRawPointer(Options.statsFile).assumingMemoryBound(to: CChar.self), n) }
     }
   }
 
@@ -68,7 +68,7 @@ extension Options {
     case (.report, _): m.text("not a report format (use 0, 1 or text, json)")
     }
     m.text("; keeping ")
-    m.value(option, keeping)
+    if option.kind == .path && keeping == 0 { m.text("standard error") } else { m.value(option, keeping) }
     m.write()
   }
 
@@ -129,6 +129,7 @@ extension Options {
       m.text(option.displayName)
       m.value(option, option.current)
       switch Source(rawValue: Heap.state.pointee.options.sources[Int(option.rawValue)]) ?? .unset {
+      case .unset where option == .statsFile: m.text(" (default: standard error)")
       case .unset: m.text(option == .secure && swm_secure_built_in() != 0 ? " (secure library)" : " (default)")
       case .tunables: m.text(" (from GLIBC_TUNABLES)")
       case .glibcVariable: m.text(" (from "); m.name(option.glibcName!); m.text(")")
