@@ -96,19 +96,22 @@ def consistent(report):
         errors.append("bytes.requested.current is less than the heap, mmap blocks and metadata")
     if w["metadata_resident"] > w["metadata_reserved"]:
         errors.append("more metadata resident than reserved")
-    cached = central = tails = 0
+    cached = central = tails = quarantined = 0
     for i, c in enumerate(report["classes"]):
         if c["class"] != i + 1:
             errors.append(f"classes[{i}].class is {c['class']}")
-        if c["spans"] * c["blocks_per_span"] != c["in_use"] + c["cached"] + c["central"]:
-            errors.append(f"class {c['class']}: {c['spans']} spans x {c['blocks_per_span']} != in use + cached + central")
+        if c["spans"] * c["blocks_per_span"] != c["in_use"] + c["cached"] + c["central"] + c["quarantined"]:
+            errors.append(f"class {c['class']}: {c['spans']} spans x {c['blocks_per_span']} "
+                          "!= in use + cached + central + quarantined")
         tail = c["span_pages"] * 4096 - c["blocks_per_span"] * c["size"]
         if c["waste_bytes"] != c["spans"] * tail:
             errors.append(f"class {c['class']}: waste {c['waste_bytes']} != {c['spans']} x {tail}")
         cached += c["cached"] * c["size"]
         central += c["central"] * c["size"]
         tails += c["waste_bytes"]
-    for name, total in (("thread_caches", cached), ("central_lists", central), ("span_tails", tails)):
+        quarantined += c["quarantined"] * c["size"]
+    for name, total in (("thread_caches", cached), ("central_lists", central), ("span_tails", tails),
+                        ("quarantine", quarantined)):
         if w[name] != total:
             errors.append(f"where.{name} = {w[name]}, the classes add up to {total}")
     return errors

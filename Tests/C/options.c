@@ -253,6 +253,9 @@ static void test_messages(void) {
     {"GLIBC_TUNABLES=glibc.malloc.tcache_count=0:glibc.malloc.mmap_threshold=131072:glibc.malloc.mxfast=0",
      "swiftmalloc: GLIBC_TUNABLES: ignoring glibc.malloc.tcache_count, glibc.malloc.mxfast (no swiftmalloc equivalent)\n"},
     {"MALLOC_ARENA_TEST=8", "swiftmalloc: MALLOC_ARENA_TEST=8: no swiftmalloc equivalent; ignored\n"},
+    {"GLIBC_TUNABLES=glibc.malloc.arena_max=1",
+     "swiftmalloc: GLIBC_TUNABLES: glibc.malloc.arena_max=1: accepted; swiftmalloc has no arenas (one heap for all "
+     "threads), and what each thread keeps is bounded by SWIFTMALLOC_CACHE_BUDGET (4M)\n"},
     {"MALLOC_ARENA_MAX=2",
      "swiftmalloc: MALLOC_ARENA_MAX=2: accepted; swiftmalloc has no arenas (one heap for all threads), and what each "
      "thread keeps is bounded by SWIFTMALLOC_CACHE_BUDGET (4M)\n"},
@@ -264,14 +267,15 @@ static void test_messages(void) {
 }
 
 static void test_verbose(void) {
-  CHECK(run("--busy", 0, VARS("SWIFTMALLOC_VERBOSE=yes", "MALLOC_TOP_PAD_=1M", "SWIFTMALLOC_CACHE_BUDGET=8M")),
+  CHECK(run("--busy", 0, VARS("SWIFTMALLOC_VERBOSE=yes", "MALLOC_TOP_PAD_=1M", "SWIFTMALLOC_CACHE_BUDGET=8M",
+                              "GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1048576")),
         "SWIFTMALLOC_VERBOSE=yes: %s", err);
   char head[128];
   snprintf(head, sizeof head, "swiftmalloc: version %s, pid %d; options in effect:\n", SWIFTMALLOC_VERSION, (int)pid);
   CHECK(strncmp(err, head, strlen(head)) == 0, "verbose output does not start with '%s': %s", head, err);
   CHECK(text_lines(err) == 15, "verbose: want the head line and 14 options, got %d lines: %s", text_lines(err), err);
   static const char *const rows[] = {
-    "\nswiftmalloc:   SWIFTMALLOC_MMAP_THRESHOLD=128K (default)\n", "\nswiftmalloc:   SWIFTMALLOC_TOP_PAD=1M (from MALLOC_TOP_PAD_)\n",
+    "\nswiftmalloc:   SWIFTMALLOC_MMAP_THRESHOLD=1M (from GLIBC_TUNABLES)\n", "\nswiftmalloc:   SWIFTMALLOC_TRIM_THRESHOLD=128K (default)\n", "\nswiftmalloc:   SWIFTMALLOC_TOP_PAD=1M (from MALLOC_TOP_PAD_)\n",
     "\nswiftmalloc:   SWIFTMALLOC_CACHE_BUDGET=8M (set)\n", "\nswiftmalloc:   SWIFTMALLOC_VERBOSE=1 (set)\n",
     "\nswiftmalloc:   SWIFTMALLOC_STATS_FILE= (default: standard error)\n", "\nswiftmalloc:   MALLOC_CHECK_=0 (default)\n",
     "\nswiftmalloc:   SWIFTMALLOC_PERTURB=0 (default)\n"};

@@ -190,14 +190,14 @@ static void text_where(out_t *o, const swm_report_t *r) {
 
 static void text_classes(out_t *o, const swm_report_t *r) {
   out_str(o, "size classes (with spans or cached blocks; blocks, waste in bytes)\n"
-             "  class    size  pages  per span   spans    in use    cached   central     waste\n");
+             "  class    size  pages  per span   spans    in use    cached   central quarantine     waste\n");
   for (int c = 1; c < SWM_NUM_CLASSES; c++) {
     const swm_class_report_t *k = &r->classes[c];
     if (k->spans == 0 && k->cached == 0) continue;
     size_t v[] = {(size_t)c, k->size, k->span_pages, k->blocks_per_span, k->spans, k->in_use, k->cached,
-                  k->central, k->waste};
-    size_t w[] = {7, 8, 7, 10, 8, 10, 10, 10, 10};
-    for (int i = 0; i < 9; i++) out_num(o, v[i], w[i]);
+                  k->central, k->quarantined, k->waste};
+    size_t w[] = {7, 8, 7, 10, 8, 10, 10, 10, 11, 10};
+    for (int i = 0; i < 10; i++) out_num(o, v[i], w[i]);
     out_str(o, "\n");
   }
 }
@@ -304,13 +304,14 @@ static void json_sections(out_t *o, const swm_report_t *r) {
 
 static void json_classes(out_t *o, const swm_report_t *r) {
   static const char *const keys[] = {"size", "span_pages", "blocks_per_span", "spans", "in_use", "cached",
-                                     "central", "waste_bytes"};
+                                     "central", "quarantined", "waste_bytes"};
   out_str(o, ",\"classes\":[");
   for (int c = 1; c < SWM_NUM_CLASSES; c++) {
     const swm_class_report_t *k = &r->classes[c];
-    size_t v[] = {k->size, k->span_pages, k->blocks_per_span, k->spans, k->in_use, k->cached, k->central, k->waste};
+    size_t v[] = {k->size, k->span_pages, k->blocks_per_span, k->spans, k->in_use, k->cached, k->central,
+                  k->quarantined, k->waste};
     json_num(o, c == 1 ? "{" : ",{", "class", (size_t)c);
-    for (int i = 0; i < 8; i++) json_num(o, ",", keys[i], v[i]);
+    for (int i = 0; i < 9; i++) json_num(o, ",", keys[i], v[i]);
     out_str(o, "}");
   }
   out_str(o, "]");
@@ -412,6 +413,7 @@ static void xml_classes(out_t *o, const swm_report_t *r) {
     xml_attr(o, "in_use", k->in_use);
     xml_attr(o, "cached", k->cached);
     xml_attr(o, "central", k->central);
+    xml_attr(o, "quarantined", k->quarantined);
     xml_attr(o, "waste", k->waste);
     out_str(o, "/>\n");
   }

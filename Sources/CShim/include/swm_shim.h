@@ -330,6 +330,7 @@ typedef struct {
   size_t in_use;           /* blocks the program holds */
   size_t cached;           /* free blocks in thread caches (bins and outgoing lists; read racily) */
   size_t central;          /* free blocks in the central list, never-used ones of its spans included */
+  size_t quarantined;      /* freed blocks in secure mode's quarantine */
   size_t waste;            /* bytes of the spans' tails, which no block covers */
 } swm_class_report_t;
 

@@ -82,12 +82,17 @@ enum Stats {
       c &+= 1
     }
     countCachedBlocks(classes)
+    if Heap.state.pointee.mitigations.quarantine {
+      Quarantine.forEach { block in
+        if let span = PageMap.lookup(UInt(bitPattern: block)) { classes[Int(span.pointee.sizeClass)].quarantined &+= 1 }
+      }
+    }
     c = 1
     while c < UInt32(SWM_NUM_CLASSES) {
       let row = classes + Int(c)
       cached &+= UInt(row.pointee.cached) &* UInt(row.pointee.size)
       let out = row.pointee.spans &* row.pointee.blocks_per_span
-      let free = row.pointee.central &+ row.pointee.cached
+      let free = row.pointee.central &+ row.pointee.cached &+ row.pointee.quarantined
       row.pointee.in_use = out > free ? out &- free : 0
       c &+= 1
     }
