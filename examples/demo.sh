@@ -2,7 +2,7 @@
 # demo.sh (make demo): real programs on swiftmalloc, each showing that
 # swiftmalloc served it: python3 preloaded and a linked C program print the
 # allocator's statistics; sort, which closes its standard error before it
-# exits, is shown bound to swiftmalloc by the dynamic linker instead.
+# exits, writes its report to a file (SWIFTMALLOC_STATS_FILE).
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 lib="$here/build/libswiftmalloc.so"
@@ -21,11 +21,10 @@ echo "== sort: 300,000 random lines, with $lib preloaded"
 data=$(mktemp "${TMPDIR:-/tmp}/swiftmalloc-demo.XXXXXX")
 seq 300000 | LD_PRELOAD="$lib" "$py" -c 'import sys,random; l=sys.stdin.read().split(); random.seed(2); random.shuffle(l); print("\n".join(l))' > "$data"
 LD_PRELOAD="$lib" sort -n "$data" | tail -n 1 | sed 's/^/sort: largest /'
-echo "sort closes its standard error before it exits (coreutils' close_stdout), so SWIFTMALLOC_STATS=1"
-echo "has nowhere to print; the dynamic linker (LD_DEBUG=bindings) shows where sort's calls went:"
-LD_DEBUG=bindings LD_PRELOAD="$lib" sort -n "$data" 2>&1 >/dev/null \
-  | sed -n "s/^ *[0-9]*:[[:space:]]*binding file \(.*\) \[0\] to \(.*\) \[0\]: normal symbol \`\(malloc\|free\|calloc\|realloc\)'.*/  \1: \3 -> \2/p" \
-  | sort -u
+echo "sort closes its standard error before it exits (coreutils' close_stdout), so its report at exit"
+echo "goes to a file instead (SWIFTMALLOC_STATS_FILE, %p: the pid); its first lines:"
+LD_PRELOAD="$lib" SWIFTMALLOC_STATS_FILE="$data.%p.txt" sort -n "$data" >/dev/null
+for report in "$data".*.txt; do sed -n '1p;10,14p' "$report" | sed 's/^/  /'; rm -f "$report"; done
 rm -f "$data"
 echo
 echo "== a C program linked with libswiftmalloc.a"

@@ -10,6 +10,24 @@
 #include <sys/auxv.h>
 #include <time.h>
 
+int swm_secure_execution(void) { return getauxval(AT_SECURE) != 0; }
+
+size_t swm_resident_bytes(const void *p, size_t len) {
+  unsigned char vec[256];
+  size_t resident = 0;
+  uintptr_t at = (uintptr_t)p;
+  while (len > 0) {
+    size_t pages = (len + 4095) / 4096;
+    if (pages > sizeof vec) pages = sizeof vec;
+    if (swm_sys_failed(SWM_SYSCALL(SYS_mincore, at, pages * 4096, vec))) return resident;
+    for (size_t i = 0; i < pages; i++) resident += (vec[i] & 1) * 4096u;
+    size_t step = pages * 4096 < len ? pages * 4096 : len;
+    at += step;
+    len -= step;
+  }
+  return resident;
+}
+
 /* MARK: clock ----------------------------------------------------------- */
 
 typedef int (*swm_clock_fn)(clockid_t, struct timespec *);

@@ -3,6 +3,7 @@
  * futex lock's slow paths and the fatal-error writer. See swm_shim.h.
  */
 #include "swm_shim.h"
+#include "../exports/swiftmalloc.h"
 #include <pthread.h>
 #include <time.h>
 #include <stdlib.h>
@@ -191,6 +192,11 @@ void swm_line_str(swm_line_t *line, const char *s, size_t width) {
   while (written++ < width && line->n < cap) line->buf[line->n++] = ' ';
 }
 
+void swm_line_bytes(swm_line_t *line, const char *s, size_t len) {
+  size_t cap = sizeof line->buf - 1;
+  for (size_t i = 0; i < len && line->n < cap; i++) line->buf[line->n++] = s[i];
+}
+
 void swm_line_num(swm_line_t *line, uint64_t v, unsigned base, size_t width) {
   char digits[24];
   size_t n = 0, cap = sizeof line->buf - 1;
@@ -238,3 +244,5 @@ void swm_warn(const char *text, const char *name, const char *value) {
   swm_line_str(&line, value, 0);
   swm_line_write(&line, 2);
 }
+
+const char *swm_version_text(void) { return SWIFTMALLOC_VERSION; }

@@ -41,6 +41,8 @@ struct HeapState {
   var os: OSMemory.State
   var meta: Meta.State
   var quarantine: Quarantine.State
+  /// Peaks for the statistics (API/Stats.swift).
+  var stats: Stats.State
 }
 
 /// One element per size class (index 0 unused); SWM_NUM_CLASSES must be 41,

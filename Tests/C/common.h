@@ -251,6 +251,64 @@ static inline int run_in_child(void (*fn)(void *), void *arg, char *err, size_t 
   return status;
 }
 
+/* Runs this program again (/proc/self/exe) as `argv0 mode`, with every
+ * SWIFTMALLOC_*, MALLOC_* and GLIBC_TUNABLES variable of ours removed from
+ * its environment and `assignments` (NULL-terminated, "NAME=value") added;
+ * its stdout goes to /dev/null, its stderr into `err` (cap bytes). Returns
+ * the wait status; *child gets its pid. A child still running after 30 s is
+ * killed. */
+static inline int run_self_env(const char *argv0, const char *mode, const char *const *assignments, char *err,
+                               size_t cap, pid_t *child) {
+  extern char **environ;
+  size_t n = 0, extra = 0;
+  while (environ[n]) n++;
+  while (assignments[extra]) extra++;
+  char **env = calloc(n + extra + 1, sizeof *env);
+  if (!env) return -1;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (strncmp(environ[i], "SWIFTMALLOC_", 12) != 0 && strncmp(environ[i], "MALLOC_", 7) != 0 &&
+        strncmp(environ[i], "GLIBC_TUNABLES=", 15) != 0)
+      env[k++] = environ[i];
+  for (size_t i = 0; i < extra; i++) env[k++] = (char *)assignments[i];
+  env[k] = NULL;
+  int fds[2];
+  if (pipe(fds) != 0) { free(env); return -1; }
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) { free(env); return -1; }
+  if (pid == 0) {
+    close(fds[0]);
+    dup2(fds[1], 2);
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    alarm(30);
+    struct rlimit rl = {0, 0};
+    setrlimit(RLIMIT_CORE, &rl);  /* no core files for the expected aborts */
+    char *argv[] = {(char *)argv0, (char *)mode, NULL};
+    execve("/proc/self/exe", argv, env);
+    _exit(127);
+  }
+  close(fds[1]);
+  if (child) *child = pid;
+  size_t got = 0;
+  ssize_t r;
+  while (got < cap - 1 && (r = read(fds[0], err + got, cap - 1 - got)) > 0) got += (size_t)r;
+  err[got] = 0;
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  free(env);
+  return status;
+}
+
+static inline int text_lines(const char *s) {
+  int n = 0;
+  for (; *s; s++) n += *s == '\n';
+  return n;
+}
+
 static inline void describe_status(int status, char *out, size_t cap) {
   if (WIFEXITED(status)) snprintf(out, cap, "exit %d", WEXITSTATUS(status));
   else if (WIFSIGNALED(status)) snprintf(out, cap, "signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));

@@ -148,6 +148,8 @@ static void test_malloc_trim_rss(void) {
 
 /* ---- SWIFTMALLOC_* environment variables (swiftmalloc only) ------------ */
 
+static pid_t last_child;  /* the pid of run_self's last child */
+
 /* Runs this program with `assignment` added to the environment and argv[1] =
  * mode; captures its stderr. Returns the wait status. */
 static int run_self(const char *assignment, const char *mode, char *err, size_t cap) {
@@ -179,6 +181,7 @@ static int run_self(const char *assignment, const char *mode, char *err, size_t 
     _exit(127);
   }
   close(fds[1]);
+  last_child = pid;
   size_t got = 0;
   ssize_t r;
   while (got < cap - 1 && (r = read(fds[0], err + got, cap - 1 - got)) > 0) got += (size_t)r;
@@ -243,8 +246,13 @@ static void test_environment(void) {
   st = run_self("SWIFTMALLOC_STATS=1", "--child-default", err, sizeof err);
   describe_status(st, desc, sizeof desc);
   CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "SWIFTMALLOC_STATS=1: child %s", desc);
-  CHECK(strncmp(err, "Arena 0:\n", 9) == 0 && strstr(err, "\nswiftmalloc statistics\n") != NULL,
-        "SWIFTMALLOC_STATS=1: stderr at exit is not glibc's report then ours: %.80s", err);
+  /* the report names the program, the pid and the version, then glibc's report and ours */
+  char head[128];
+  snprintf(head, sizeof head, "swiftmalloc report: program heap, pid %d, swiftmalloc ", (int)last_child);
+  const char *arena = strchr(err, '\n');
+  CHECK(strncmp(err, head, strlen(head)) == 0 && arena && strncmp(arena + 1, "Arena 0:\n", 9) == 0 &&
+            strstr(err, "\nswiftmalloc statistics\n") != NULL,
+        "SWIFTMALLOC_STATS=1: stderr at exit is not '%s...', glibc's report, then ours: %.120s", head, err);
 
   st = run_self("SWIFTMALLOC_TRIM_THRESHOLD=12Q", "--child-default", err, sizeof err);
   CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && count_lines(err) == 1 &&

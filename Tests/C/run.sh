@@ -41,6 +41,12 @@ else
   for src in Tests/C/*.c; do tests+=("$(basename "$src" .c)"); done
 fi
 
+# stats.c checks malloc_info's XML with xmllint (Debian: libxml2-utils).
+if ! command -v xmllint >/dev/null 2>&1; then
+  echo "run.sh: installing libxml2-utils (xmllint, for stats.c)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libxml2-utils; } >/dev/null 2>&1
+fi
+
 passed=0
 failed=0
 failures=()

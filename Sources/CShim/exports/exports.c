@@ -4,6 +4,7 @@
  * semantics live in Sources/SwiftMalloc/API. Built by the Makefile only: the
  * SwiftPM build must not replace the test process's malloc.
  */
+#define _GNU_SOURCE
 #include <stddef.h>
 #include <stdio.h>
 #include <malloc.h>
@@ -29,7 +30,6 @@ extern void swmcore_free_aligned_sized(void *, size_t, size_t);
 extern int swmcore_mallopt(int, int);
 extern int swmcore_malloc_trim(size_t);
 extern void swmcore_collect_stats(swm_stats_t *);
-extern int swmcore_stats_at_exit(void);
 
 /* MARK: the malloc family */
 SWM_EXPORT void *malloc(size_t n) { return swmcore_malloc(n); }
@@ -113,77 +113,10 @@ SWM_EXPORT struct mallinfo mallinfo(void) {
   return m;
 }
 
-/* glibc's report first (tools parse it: one arena, then the totals with
- * mmap blocks), then ours. Not a cancellation point, as glibc's is not (BZ
- * #22830): a thread with a pending cancel prints the whole report. */
-SWM_EXPORT void malloc_stats(void) {
-  swm_stats_t s;
-  swmcore_collect_stats(&s);
-  int cancel_state;
-  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-  size_t system = s.arena + s.region_mmap;
-  size_t in_use = s.uordblks;
-  fprintf(stderr,
-          "Arena 0:\n"
-          "system bytes     = %10zu\n"
-          "in use bytes     = %10zu\n"
-          "Total (incl. mmap):\n"
-          "system bytes     = %10zu\n"
-          "in use bytes     = %10zu\n"
-          "max mmap regions = %10zu\n"
-          "max mmap bytes   = %10zu\n",
-          system, in_use, system + s.hblkhd, in_use + s.hblkhd, s.hblks_peak, s.hblkhd_peak);
-  fprintf(stderr,
-          "swiftmalloc statistics\n"
-          "  version         %12s\n"
-          "  sbrk heap       %12zu bytes\n"
-          "  mmap regions    %12zu bytes (page heap, when sbrk could not grow)\n"
-          "  in use          %12zu bytes\n"
-          "  free            %12zu bytes (%zu of them returned to the OS)\n"
-          "  top (trimmable) %12zu bytes\n"
-          "  mmap blocks     %12zu bytes in %zu blocks\n"
-          "  metadata        %12zu bytes\n"
-          "  thread caches   %12zu\n",
-          SWIFTMALLOC_VERSION, s.arena, s.region_mmap, s.uordblks, s.fordblks, s.released, s.keepcost,
-          s.hblkhd, s.hblks, s.meta, s.threads);
-  pthread_setcancelstate(cancel_state, NULL);
-}
-
-SWM_EXPORT int malloc_info(int options, FILE *fp) {
-  if (options != 0) { errno = EINVAL; return -1; }
-  swm_stats_t s;
-  swmcore_collect_stats(&s);
-  fprintf(fp,
-          "<malloc version=\"1\" swiftmalloc=\"" SWIFTMALLOC_VERSION "\">\n"
-          "<heap nr=\"0\">\n"
-          "<sizes>\n</sizes>\n"
-          "<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
-          "<total type=\"rest\" count=\"0\" size=\"%zu\"/>\n"
-          "<system type=\"current\" size=\"%zu\"/>\n"
-          "<system type=\"max\" size=\"%zu\"/>\n"
-          "<aspace type=\"total\" size=\"%zu\"/>\n"
-          "<aspace type=\"mprotect\" size=\"%zu\"/>\n"
-          "</heap>\n"
-          "<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
-          "<total type=\"rest\" count=\"0\" size=\"%zu\"/>\n"
-          "<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n"
-          "<system type=\"current\" size=\"%zu\"/>\n"
-          "<system type=\"max\" size=\"%zu\"/>\n"
-          "<aspace type=\"total\" size=\"%zu\"/>\n"
-          "<aspace type=\"mprotect\" size=\"%zu\"/>\n"
-          "</malloc>\n",
-          s.fordblks, s.arena + s.region_mmap, s.arena + s.region_mmap,
-          s.arena + s.region_mmap, s.arena + s.region_mmap,
-          s.fordblks, s.hblks, s.hblkhd,
-          s.arena + s.region_mmap + s.hblkhd, s.arena + s.region_mmap + s.hblkhd,
-          s.arena + s.region_mmap + s.hblkhd, s.arena + s.region_mmap + s.hblkhd);
-  return 0;
-}
-
-/* SWIFTMALLOC_STATS=1: report at exit what the allocator did. */
-__attribute__((destructor)) static void swm_report_at_exit(void) {
-  if (swmcore_stats_at_exit()) malloc_stats();
-}
+/* malloc_stats, malloc_info, swm_stats_json and the report at exit: in this
+ * very object, so that a static link that takes malloc takes them too (and
+ * never libc.a's malloc_stats beside our malloc). */
+#include "stats.c"
 
 /* MARK: version (swiftmalloc.h: SWIFTMALLOC_VERSION_MAJOR/MINOR/PATCH) */
 SWM_EXPORT const char *swm_version(void) { return SWIFTMALLOC_VERSION; }

@@ -35,6 +35,13 @@ const char *swm_version(void);
 #define SWM_M_DIRTY_LIMIT (-1002)  /* free bytes the page heap keeps resident (SWIFTMALLOC_DIRTY_LIMIT) */
 #define SWM_M_DECAY_MS (-1003)     /* ms before unused free pages go back (SWIFTMALLOC_DECAY_MS) */
 
+/* The statistics as one JSON object (docs/stats-schema.json, described in
+ * docs/statistics.md), written into buf (at most len - 1 bytes, then a NUL;
+ * nothing when len is 0). Returns the length of the whole object: when it is
+ * len or more, the text was cut, and a buffer of the result + 1 bytes holds
+ * it. No allocation, no stdio; any thread, any time. */
+size_t swm_stats_json(char *buf, size_t len);
+
 void  *swm_malloc(size_t size);
 void   swm_free(void *p);
 void  *swm_calloc(size_t count, size_t size);

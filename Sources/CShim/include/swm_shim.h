@@ -270,6 +270,12 @@ static inline void swm_futex_wake(void *word, int count) {
 /* The process environment, walked by Options.swift (never getenv). */
 extern char **environ;
 static inline char **swm_environ(void) { return environ; }
+/* 1 in a set-user-ID or set-group-ID program (AT_SECURE), where the
+ * environment must not choose files to write (os.c). */
+int swm_secure_execution(void);
+/* SWIFTMALLOC_VERSION of the library (swiftmalloc.h), for Swift (shim.c). */
+const char *swm_version_text(void);
+static inline long swm_sys_getpid(void) { return SWM_SYSCALL(SYS_getpid, 0, 0, 0); }
 
 /* MARK: global state and locks -------------------------------------------- */
 
@@ -331,6 +337,46 @@ typedef struct {
   size_t threads;      /* live thread caches */
 } swm_stats_t;
 
+/* One size class in a report (swm_report_t). Blocks, but `waste` (bytes). */
+typedef struct {
+  size_t size;             /* block size */
+  size_t span_pages;       /* pages per span */
+  size_t blocks_per_span;
+  size_t spans;            /* spans of the class, full ones included */
+  size_t in_use;           /* blocks the program holds */
+  size_t cached;           /* free blocks in thread caches (bins and outgoing lists; read racily) */
+  size_t central;          /* free blocks in the central list, never-used ones of its spans included */
+  size_t quarantined;      /* freed blocks in secure mode's quarantine */
+  size_t waste;            /* bytes of the spans' tails, which no block covers */
+} swm_class_report_t;
+
+/* Everything the reports print (API/Stats.swift fills it, exports/stats.c
+ * formats it; docs/statistics.md says what each number counts). */
+typedef struct {
+  swm_stats_t basic;          /* what mallinfo2 reports */
+  size_t in_use, in_use_peak; /* program's blocks + thread-cache blocks + mmap blocks */
+  size_t requested, requested_peak; /* bytes held from the OS: heap, mmap blocks, metadata */
+  size_t resident;            /* estimate (upper bound) of the resident part of `requested` */
+  size_t heap_peak;           /* the most sbrk + region bytes at once */
+  /* where the memory is (bytes) */
+  size_t program, thread_caches, central, tails, quarantine, guards, dirty, decommitted, mmap_blocks;
+  size_t meta_resident, meta_reserved;
+  /* system calls and events */
+  size_t sbrk_calls, mmap_calls, munmap_calls, mremap_calls, madvise_calls, guard_calls, trims, decays;
+  /* thread caches */
+  size_t caches_live, cache_budget, cache_share;
+  /* settings in effect (trim_threshold SIZE_MAX: never) */
+  size_t mmap_threshold, trim_threshold, top_pad, mmap_max, dirty_limit, decay_ms;
+  size_t secure, perturb, check;
+  /* free page-heap spans: free_runs[n] spans of n pages (1..128), then the longer ones */
+  size_t free_runs[129];
+  size_t free_long_runs, free_long_bytes, free_long_max;
+  swm_class_report_t classes[SWM_NUM_CLASSES];  /* [0] unused */
+} swm_report_t;
+
+/* Bytes of [p, p + len) resident in memory (mincore; page aligned p). */
+size_t swm_resident_bytes(const void *p, size_t len);
+
 /* MARK: page map root ------------------------------------------------------ */
 
 /* Page numbers are 35 bits (47-bit addresses, 4 KiB pages): 17 bits choose a
@@ -355,6 +401,8 @@ static inline void swm_pagemap_set_leaf(uintptr_t rootIndex, void *leaf) {
  * one write(2) with the newline. Used for every message we print. */
 typedef struct { char buf[256]; size_t n; } swm_line_t;
 void swm_line_str(swm_line_t *line, const char *s, size_t width);
+/* Exactly `len` bytes of s (which need not end in a NUL). */
+void swm_line_bytes(swm_line_t *line, const char *s, size_t len);
 void swm_line_num(swm_line_t *line, uint64_t v, unsigned base, size_t width);
 void swm_line_write(swm_line_t *line, int fd);
 

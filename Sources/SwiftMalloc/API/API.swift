@@ -325,8 +325,3 @@ public func swmcore_background_purge_wanted() -> Int32 {
 public func swmcore_background_purge() -> UInt {
   PageHeap.backgroundRound()
 }
-
-@c(swmcore_stats_at_exit)
-public func swmcore_stats_at_exit() -> Int32 {
-  Heap.state.pointee.options.statsAtExit ? 1 : 0
-}

@@ -133,6 +133,7 @@ extension LargeBlocks {
     let start = span.pointee.start
     let bytes = span.pointee.bytes
     Meta.freeSpan(span)
+    _ = swm_atomic_add(&state.pointee.munmapCalls, 1)
     _ = swm_sys_munmap(RawPtr(bitPattern: start), Int(bytes))
   }
 }

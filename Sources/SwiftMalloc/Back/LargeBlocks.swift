@@ -15,6 +15,12 @@ enum LargeBlocks {
     /// The most of each there ever were at once (malloc_stats' "max mmap").
     var bytesPeak: UInt
     var countPeak: UInt
+    /// Statistics: the system calls made for mmap blocks.
+    var mmapCalls: UInt
+    var munmapCalls: UInt
+    var mremapCalls: UInt
+    /// Guard pages made or removed (madvise or mprotect).
+    var guardCalls: UInt
     /// One shared Span of kind `unmapped`; the page map sends the first page
     /// of every freed mmap block here until the address is mapped again.
     var tombstone: Span
@@ -33,6 +39,8 @@ enum LargeBlocks {
     return span
   }
 
+  /// `zeroed`: true for calloc (fresh mappings read zero), nil for malloc
+  /// (MALLOC_PERTURB_ fills the block then).
   /// In secure mode (Mitigations.guardPages) the block has a guard page on
   /// each side: the one after it is counted in the span (`guarded`, see
   /// Span.userPages), the one before it is unmapped with it. In the default
@@ -47,7 +55,7 @@ enum LargeBlocks {
     let bytes = guards || freeGuard ? userBytes &+ OSMemory.pageSize : userBytes  // trailing guard included
     var lead = guards ? OSMemory.pageSize : 0                         // leading guard
     let extra = alignment > OSMemory.pageSize ? alignment : 0
-    guard size < Heap.maxRequest, let mapped = swm_sys_mmap(Int(lead &+ bytes &+ extra)) else {
+    guard size < Heap.maxRequest, let mapped = map(Int(lead &+ bytes &+ extra)) else {
       swm_errno_set(swm_ENOMEM())
       return nil
     }
@@ -55,21 +63,21 @@ enum LargeBlocks {
     let mappedEnd = mappedStart &+ lead &+ bytes &+ extra
     var start = mappedStart &+ lead
     if extra != 0 { start = (start &+ alignment &- 1) & ~(alignment &- 1) }
-    if start &- lead > mappedStart { _ = swm_sys_munmap(mapped, Int(start &- lead &- mappedStart)) }
-    if start &+ bytes < mappedEnd { _ = swm_sys_munmap(RawPtr(bitPattern: start &+ bytes), Int(mappedEnd &- start &- bytes)) }
+    if start &- lead > mappedStart { unmap(mapped, Int(start &- lead &- mappedStart)) }
+    if start &+ bytes < mappedEnd { unmap(RawPtr(bitPattern: start &+ bytes), Int(mappedEnd &- start &- bytes)) }
     var guarded = false
     if guards {
       guarded = installGuards(before: start, after: start &+ userBytes)
       // No guards (budget spent): the trailing page is simply part of the
       // block, and the leading one goes back at once.
-      if !guarded { _ = swm_sys_munmap(RawPtr(bitPattern: start &- lead), Int(lead)) }
+      if !guarded { unmap(RawPtr(bitPattern: start &- lead), Int(lead)) }
       lead = guarded ? lead : 0
     } else if freeGuard {
       // without it (the kernel refused) the page is simply part of the block
-      guarded = swm_guard_install_free(RawPtr(bitPattern: start &+ userBytes), Int(OSMemory.pageSize)) != 0
+      guarded = countedGuard(install: true, RawPtr(bitPattern: start &+ userBytes), Int(OSMemory.pageSize)) != 0
     }
     guard let span = Meta.allocSpan() else {
-      _ = swm_sys_munmap(RawPtr(bitPattern: start &- lead), Int(lead &+ bytes))
+      unmap(RawPtr(bitPattern: start &- lead), Int(lead &+ bytes))
       if guarded && guards { swm_guard_unmapped(2) }
       swm_errno_set(swm_ENOMEM())
       return nil
@@ -80,13 +88,15 @@ enum LargeBlocks {
     span.pointee.guarded = guarded
     if !PageMap.set(start, pages: 1, to: span) {
       Meta.freeSpan(span)
-      _ = swm_sys_munmap(RawPtr(bitPattern: start &- lead), Int(lead &+ bytes))
+      unmap(RawPtr(bitPattern: start &- lead), Int(lead &+ bytes))
       if guarded && guards { swm_guard_unmapped(2) }
       swm_errno_set(swm_ENOMEM())
       return nil
     }
     swm_atomic_max(&state.pointee.bytesPeak, swm_atomic_add(&state.pointee.bytes, bytes) &+ bytes)
     swm_atomic_max(&state.pointee.countPeak, swm_atomic_add(&state.pointee.count, 1) &+ 1)
+    Stats.noteGrowth()
+    if zeroed == nil { Mitigations.perturb(RawPtr(bitPattern: start)!, size, freed: false) }
     return RawPtr(bitPattern: start)  // fresh mappings read zero: no memset for calloc
   }
 
@@ -100,7 +110,7 @@ enum LargeBlocks {
     let lead = span.pointee.guarded && Heap.state.pointee.mitigations.guardPages ? OSMemory.pageSize : 0
     _ = PageMap.set(start, pages: 1, to: tombstone)
     Meta.freeSpan(span)
-    _ = swm_sys_munmap(RawPtr(bitPattern: start &- lead), Int(lead &+ bytes))
+    unmap(RawPtr(bitPattern: start &- lead), Int(lead &+ bytes))
     if lead != 0 { swm_guard_unmapped(2) }
     _ = swm_atomic_add(&state.pointee.bytes, 0 &- bytes)
     _ = swm_atomic_add(&state.pointee.count, 0 &- 1)
@@ -109,9 +119,9 @@ enum LargeBlocks {
   /// Makes the pages before and after a block guards: both or neither.
   private static func installGuards(before: UInt, after: UInt) -> Bool {
     let page = Int(OSMemory.pageSize)
-    guard swm_guard_install(RawPtr(bitPattern: after), page) != 0 else { return false }
-    if swm_guard_install(RawPtr(bitPattern: before &- OSMemory.pageSize), page) != 0 { return true }
-    _ = swm_guard_remove(RawPtr(bitPattern: after), page)
+    guard makeGuard(RawPtr(bitPattern: after), page) != 0 else { return false }
+    if makeGuard(RawPtr(bitPattern: before &- OSMemory.pageSize), page) != 0 { return true }
+    _ = removeGuard(RawPtr(bitPattern: after), page)
     return false
   }
 
@@ -126,13 +136,13 @@ enum LargeBlocks {
     let old = span.pointee.start
     let oldBytes = span.pointee.bytes
     if bytes == oldBytes { return RawPtr(bitPattern: old) }
-    if guarded { swm_guard_remove_free(RawPtr(bitPattern: old &+ oldBytes &- page), Int(page)) }
-    guard let moved = swm_sys_mremap(RawPtr(bitPattern: old), Int(oldBytes), Int(bytes), 1) else {
-      if guarded { span.pointee.guarded = swm_guard_install_free(RawPtr(bitPattern: old &+ oldBytes &- page), Int(page)) != 0 }
+    if guarded { countedGuard(install: false, RawPtr(bitPattern: old &+ oldBytes &- page), Int(page)) }
+    guard let moved = remap(RawPtr(bitPattern: old), Int(oldBytes), Int(bytes), 1) else {
+      if guarded { span.pointee.guarded = countedGuard(install: true, RawPtr(bitPattern: old &+ oldBytes &- page), Int(page)) != 0 }
       return nil
     }
     let start = UInt(bitPattern: moved)
-    if guarded { span.pointee.guarded = swm_guard_install_free(RawPtr(bitPattern: start &+ bytes &- page), Int(page)) != 0 }
+    if guarded { span.pointee.guarded = countedGuard(install: true, RawPtr(bitPattern: start &+ bytes &- page), Int(page)) != 0 }
     if start != old {
       _ = PageMap.set(old, pages: 1, to: tombstone)
       if !PageMap.set(start, pages: 1, to: span) {
@@ -142,6 +152,47 @@ enum LargeBlocks {
     span.pointee.start = start
     span.pointee.pages = bytes &>> OSMemory.pageShift
     swm_atomic_max(&state.pointee.bytesPeak, swm_atomic_add(&state.pointee.bytes, bytes &- oldBytes) &+ (bytes &- oldBytes))
+    if bytes > oldBytes { Stats.noteGrowth() }
     return moved
+  }
+
+  // MARK: - the system calls, counted for the statistics
+
+  private static func count(_ counter: UnsafeMutablePointer<UInt>) { _ = swm_atomic_add(counter, 1) }
+
+  private static func map(_ length: Int) -> RawPtr? {
+    count(&state.pointee.mmapCalls)
+    return swm_sys_mmap(length)
+  }
+
+  private static func unmap(_ p: RawPtr?, _ length: Int) {
+    count(&state.pointee.munmapCalls)
+    _ = swm_sys_munmap(p, length)
+  }
+
+  private static func remap(_ p: RawPtr?, _ old: Int, _ new: Int, _ mayMove: Int32) -> RawPtr? {
+    count(&state.pointee.mremapCalls)
+    return swm_sys_mremap(p, old, new, mayMove)
+  }
+
+  /// Secure mode's guards (swm_guard_install, swm_guard_remove).
+  private static func makeGuard(_ p: RawPtr?, _ length: Int) -> Int32 {
+    count(&state.pointee.guardCalls)
+    return swm_guard_install(p, length)
+  }
+
+  private static func removeGuard(_ p: RawPtr?, _ length: Int) -> Int32 {
+    count(&state.pointee.guardCalls)
+    return swm_guard_remove(p, length)
+  }
+
+  /// The default mode's free guard after a block (MADV_GUARD_INSTALL/REMOVE):
+  /// for an install, 1 when it was made.
+  @discardableResult
+  private static func countedGuard(install: Bool, _ p: RawPtr?, _ length: Int) -> Int32 {
+    count(&state.pointee.guardCalls)
+    if install { return swm_guard_install_free(p, length) }
+    swm_guard_remove_free(p, length)
+    return 0
   }
 }

@@ -15,6 +15,10 @@ enum Meta {
     /// Address space taken for metadata: chunks here and page-map leaves.
     var bytes: UInt
     var liveCaches: UInt
+    /// Statistics: mappings made (chunks and leaves, atomic), and bytes of
+    /// chunks handed out by the bump pointer (written, so resident).
+    var mmapCalls: UInt
+    var bumpedBytes: UInt
   }
 
   @inline(__always) static var state: UnsafeMutablePointer<State> {
@@ -22,7 +26,10 @@ enum Meta {
   }
 
   /// Metadata mapped elsewhere (page-map leaves), for the statistics.
-  static func accountMapped(_ bytes: UInt) { _ = swm_atomic_add(&state.pointee.bytes, bytes) }
+  static func accountMapped(_ bytes: UInt) {
+    _ = swm_atomic_add(&state.pointee.bytes, bytes)
+    _ = swm_atomic_add(&state.pointee.mmapCalls, 1)
+  }
 
   static let chunkBytes: UInt = 1 << 20
   static let spanBytes: UInt = 64
@@ -80,6 +87,7 @@ enum Meta {
     }
     let p = RawPtr(bitPattern: state.pointee.bump)
     state.pointee.bump &+= bytes
+    state.pointee.bumpedBytes &+= bytes
     return p  // fresh mmap memory is zero
   }
 

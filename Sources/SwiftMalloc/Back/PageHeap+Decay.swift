@@ -28,7 +28,7 @@ extension PageHeap {
     let dirty = state.pointee.freeBytes &- state.pointee.cleanBytes
     let cap = state.pointee.dirtyLimit
     if dirty > cap {
-      _ = decommit(keeping: cap / 4, olderThan: nil)
+      if decommit(keeping: cap / 4, olderThan: nil) { state.pointee.decays &+= 1 }
     } else if dirty > 0 {
       decayOld(now: UInt(swm_now_ms()))
     }
@@ -40,7 +40,7 @@ extension PageHeap {
     let decay = state.pointee.decayMilliseconds
     if now &- state.pointee.lastDecay < decay / 4 { return }
     state.pointee.lastDecay = now
-    _ = decommit(keeping: 0, olderThan: UInt32(truncatingIfNeeded: now &- decay))
+    if decommit(keeping: 0, olderThan: UInt32(truncatingIfNeeded: now &- decay)) { state.pointee.decays &+= 1 }
   }
 
   /// One round of the background purge thread (shim.c): what has been free
@@ -104,6 +104,7 @@ extension PageHeap {
       while let s = cursor, state.pointee.freeBytes &- state.pointee.cleanBytes > keeping {
         if !s.pointee.clean && (olderThan == nil || Int32(bitPattern: olderThan! &- s.pointee.freedAt) >= 0) {
           _ = swm_sys_decommit(RawPtr(bitPattern: s.pointee.start), Int(s.pointee.bytes))
+          state.pointee.madviseCalls &+= 1
           s.pointee.clean = true
           state.pointee.cleanBytes &+= s.pointee.bytes
           any = true

@@ -42,6 +42,12 @@ enum PageHeap {
     /// Bytes of guard pages of spans in use (atomic): neither the program's
     /// nor allocatable; mallinfo2 counts them with the free bytes.
     var guardBytes: UInt
+    // Statistics: madvise calls that decommitted free pages, decay passes
+    // (decay time or dirty limit) that decommitted any, guard pages made or
+    // removed (atomic).
+    var madviseCalls: UInt
+    var decays: UInt
+    var guardCalls: UInt
     /// lists[n], 1...exactLists: free spans of exactly n pages; lists[0]: longer ones.
     var lists: InlineArray<129, SpanList>
   }
@@ -87,6 +93,7 @@ enum PageHeap {
     span.pointee.kind = SpanKind.pageRun
     let p = RawPtr(bitPattern: span.pointee.start)!
     if zeroed == true && !span.pointee.clean { p.initializeMemory(as: UInt8.self, repeating: 0, count: Int(pages &<< OSMemory.pageShift)) }
+    if zeroed == nil { Mitigations.perturb(p, size, freed: false) }
     span.pointee.clean = false
     if guardPage { protectLastPage(span) }
     return p
@@ -96,12 +103,14 @@ enum PageHeap {
   /// fails at a limit or once the mapping budget is spent); without it the
   /// extra page is simply part of the span.
   static func protectLastPage(_ span: SpanPtr) {
+    _ = swm_atomic_add(&state.pointee.guardCalls, 1)
     span.pointee.guarded =
       swm_guard_install(RawPtr(bitPattern: span.pointee.end &- OSMemory.pageSize), Int(OSMemory.pageSize)) != 0
     if span.pointee.guarded { _ = swm_atomic_add(&state.pointee.guardBytes, OSMemory.pageSize) }
   }
 
   static func freeRun(_ span: SpanPtr) {
+    Mitigations.perturb(RawPtr(bitPattern: span.pointee.start)!, span.pointee.userPages &<< OSMemory.pageShift, freed: true)
     swm_lock(lock)
     release(span)
     swm_unlock(lock)
@@ -184,6 +193,7 @@ enum PageHeap {
     if found == nil {
       guard let region = OSMemory.grow(bytes: pages &<< OSMemory.pageShift, pad: state.pointee.topPad) else { return nil }
       if addRegion(region) == nil { return nil }
+      Stats.noteGrowth()
       found = findFree(pages)
     }
     guard let span = found else { return nil }
@@ -287,6 +297,7 @@ enum PageHeap {
   private static func removeGuard(_ span: SpanPtr) -> Bool {
     defer { span.pointee.guarded = false }
     _ = swm_atomic_add(&state.pointee.guardBytes, 0 &- OSMemory.pageSize)
+    _ = swm_atomic_add(&state.pointee.guardCalls, 1)
     if swm_guard_remove(RawPtr(bitPattern: span.pointee.end &- OSMemory.pageSize), Int(OSMemory.pageSize)) == 0 {
       return true
     }

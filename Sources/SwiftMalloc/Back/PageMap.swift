@@ -136,6 +136,20 @@ enum PageMap {
     }
   }
 
+  static let leafBytes = UInt(leafPages * (MemoryLayout<SpanPtr?>.stride + MemoryLayout<SmallFacts>.stride))
+
+  /// Bytes of the leaves resident in memory (mincore), for the statistics:
+  /// a leaf is 4 MiB of address space, resident only where written.
+  static func residentBytes() -> UInt {
+    var total: UInt = 0
+    var rootIndex: UInt = 0
+    while rootIndex < rootSlots {
+      if let leaf = swm_pagemap_leaf(rootIndex) { total &+= UInt(swm_resident_bytes(leaf, Int(leafBytes))) }
+      rootIndex &+= 1
+    }
+    return total
+  }
+
   private static func leaf(for rootIndex: UInt, create: Bool) -> RawPtr? {
     if rootIndex >= rootSlots { return nil }
     if let leaf = swm_pagemap_leaf(rootIndex) { return leaf }
@@ -149,7 +163,7 @@ enum PageMap {
     swm_lock(lock)
     defer { swm_unlock(lock) }
     if let leaf = swm_pagemap_leaf(rootIndex) { return leaf }
-    let bytes = UInt(leafPages * (MemoryLayout<SpanPtr?>.stride + MemoryLayout<SmallFacts>.stride))
+    let bytes = leafBytes
     guard let memory = swm_sys_mmap(Int(bytes)) else { return nil }
     swm_pagemap_set_leaf(rootIndex, memory)
     Meta.accountMapped(bytes)

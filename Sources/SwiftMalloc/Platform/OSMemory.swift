@@ -20,6 +20,13 @@ enum OSMemory {
     var sbrkEnd: UInt
     var sbrkBytes: UInt
     var regionMmapBytes: UInt
+    /// The most sbrkBytes + regionMmapBytes ever were (malloc_info's system max).
+    var heapPeak: UInt
+    // Statistics: system calls that moved the break (up or down), regions
+    // mapped, and trims (negative sbrk that went through).
+    var sbrkCalls: UInt
+    var mmapCalls: UInt
+    var trims: UInt
   }
 
   @inline(__always) static var state: UnsafeMutablePointer<State> {
@@ -45,8 +52,10 @@ enum OSMemory {
     let padded = (bytes &+ pad &+ pageMask) & ~pageMask
     if let region = growSbrk(padded) { return region }
     let length = max(bytes, minRegion)
+    state.pointee.mmapCalls &+= 1
     guard let p = swm_sys_mmap(Int(length)) else { return nil }
     state.pointee.regionMmapBytes &+= length
+    notePeak()
     return Region(start: UInt(bitPattern: p), bytes: length, fromSbrk: false)
   }
 
@@ -58,6 +67,7 @@ enum OSMemory {
     let lead = (pageSize &- (brk & pageMask)) & pageMask
     let total = lead &+ bytes
     if total > UInt(Int.max) { return nil }
+    state.pointee.sbrkCalls &+= 1
     guard let old = swm_sys_sbrk(Int(total)) else { return nil }
     let oldBrk = UInt(bitPattern: old)
     let start = (oldBrk &+ pageMask) & ~pageMask
@@ -65,11 +75,15 @@ enum OSMemory {
     let usable = (end &- start) & ~pageMask
     if usable < bytes {
       // the break moved between our two calls; give it back if still ours
-      if UInt(bitPattern: swm_sys_sbrk(0)) == end { _ = swm_sys_sbrk(-Int(total)) }
+      if UInt(bitPattern: swm_sys_sbrk(0)) == end {
+        state.pointee.sbrkCalls &+= 1
+        _ = swm_sys_sbrk(-Int(total))
+      }
       return nil
     }
     state.pointee.sbrkEnd = start &+ usable
     state.pointee.sbrkBytes &+= usable
+    notePeak()
     return Region(start: start, bytes: usable, fromSbrk: true)
   }
 
@@ -80,9 +94,15 @@ enum OSMemory {
     guard newEnd < end, let current = swm_sys_sbrk(0), UInt(bitPattern: current) == end else { return false }
     let release = end &- newEnd
     if release > UInt(Int.max) { return false }
+    state.pointee.sbrkCalls &+= 1
     guard swm_sys_sbrk(-Int(release)) != nil else { return false }
     state.pointee.sbrkEnd = newEnd
     state.pointee.sbrkBytes &-= release
+    state.pointee.trims &+= 1
     return true
+  }
+
+  private static func notePeak() {
+    state.pointee.heapPeak = max(state.pointee.heapPeak, state.pointee.sbrkBytes &+ state.pointee.regionMmapBytes)
   }
 }

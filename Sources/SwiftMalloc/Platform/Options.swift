@@ -2,16 +2,21 @@ import CShim
 
 // See Malloc.swift for an overview.
 
-/// Tunables: one table (`Option`) serves the environment (SWIFTMALLOC_*) and
-/// mallopt(). Each row names its variable and its mallopt parameter, the
-/// values it accepts, and where its value goes: the setting of the layer
-/// that reads it (Route, PageHeap, Mitigations), written under the init lock
-/// (and the page heap's own lock for its settings). Configuration flows one
-/// way; the one rule that changes settings at run time, glibc's dynamic mmap
+/// Tunables: one table (`Option`) serves the environment and mallopt(). Each
+/// row names its variables (SWIFTMALLOC_*, glibc's MALLOC_*_ and its
+/// GLIBC_TUNABLES name glibc.malloc.*), its mallopt parameter, the values it
+/// accepts, and where its value goes: the setting of the layer that reads it
+/// (Route, PageHeap, Budget, Mitigations), written under the init lock (and
+/// the page heap's own lock for its settings). Configuration flows one way;
+/// the one rule that changes settings at run time, glibc's dynamic mmap
 /// threshold, lives here too (`mmapBlockFreed`).
+///
 /// The environment is read once, at the first allocation, by walking
-/// `environ` (no getenv: it may run before libc is ready). A bad value
-/// prints one warning line and keeps the default.
+/// `environ` (no getenv: it may run before libc is ready), in
+/// Options+Environment.swift: SWIFTMALLOC_* wins over MALLOC_*_, which wins
+/// over GLIBC_TUNABLES. A bad value, an unknown SWIFTMALLOC_ name and a
+/// glibc name we ignore each print one line (Options+Messages.swift) and
+/// keep what was in effect.
 enum Options {
   /// Under the init lock.
   struct State {
@@ -21,41 +26,114 @@ enum Options {
     var trimThresholdPinned: Bool
     /// Set once mallopt or the environment fixed the dirty limit.
     var dirtyLimitPinned: Bool
-    var statsAtExit: Bool
     /// SWIFTMALLOC_BACKGROUND_PURGE=1: shim.c starts the purge thread.
     var backgroundPurge: Bool
+    /// A report at exit (SWIFTMALLOC_STATS, or SWIFTMALLOC_STATS_FILE alone).
+    var statsAtExit: Bool
+    /// SWIFTMALLOC_STATS: 0 none, 1 text, 2 JSON.
+    var statsFormat: UInt8
+    /// SWIFTMALLOC_VERBOSE: the options in effect were printed at start.
+    var verbose: Bool
+    /// glibc.malloc.check / MALLOC_CHECK_ as set (not 0: canaries).
+    var check: UInt8
+    /// M_MMAP_MAX as set; 0 turns mmap blocks off, any other value is no limit.
+    var mmapMax: UInt
+    /// MALLOC_ARENA_MAX as set: accepted; there are no arenas to limit.
+    var arenaMax: UInt
+    /// Where each row's value came from (Source raw values), by row.
+    var sources: InlineArray<16, UInt8>
+    /// SWIFTMALLOC_STATS_FILE, NUL-terminated; empty: standard error.
+    var statsFile: InlineArray<256, UInt8>
+  }
+
+  /// Where a row's value came from, lowest rank first.
+  enum Source: UInt8 {
+    case unset, tunables, glibcVariable, swiftmalloc, mallopt
+  }
+
+  /// What a row's value is written as.
+  enum Kind {
+    case size      // bytes: 123, 64K, 1M, 2G (or 0x hex)
+    case number    // a plain count
+    case boolean   // 1/0, true/false, yes/no, on/off
+    case report    // SWIFTMALLOC_STATS: 0, 1/text, json
+    case path      // a file name
   }
 
   static let defaultMmapThreshold: UInt = 128 << 10
   static let defaultTrimThreshold: UInt = 128 << 10
   static let defaultTopPad: UInt = 64 << 10
+  /// glibc's DEFAULT_MMAP_MAX.
+  static let defaultMmapMax: UInt = 65536
   /// Dirty free pages the page heap may keep (bytes).
   static let defaultDirtyLimit: UInt = 32 << 20
   /// Free pages unused for this long are decommitted (ms).
   static let decayMilliseconds: UInt = 5000
   /// glibc's upper bound for M_MMAP_THRESHOLD on 64-bit (HEAP_MAX_SIZE / 2).
   static let maxMmapThreshold: UInt = 32 << 20
+  /// The largest size the other size rows take (32T).
+  static let maxSize: UInt = Heap.maxRequest / 2
+  /// The longest SWIFTMALLOC_STATS_FILE (bytes, without the NUL).
+  static let maxPath = 255
 
   /// The options table.
   enum Option: UInt8 {
     case mmapThreshold, trimThreshold, topPad, mmapMax, secure, stats, cacheBudget, dirtyLimit, decayTime
+    case statsFile, verbose, perturb, check, arenaMax
     case backgroundPurge
 
-    /// The environment variable, with its "="; nil for mallopt-only rows.
+    static let count = 15
+
+    /// The SWIFTMALLOC_ variable, with its "="; nil for rows without one.
     var environmentName: StaticString? {
       switch self {
       case .mmapThreshold: return "SWIFTMALLOC_MMAP_THRESHOLD="
       case .trimThreshold: return "SWIFTMALLOC_TRIM_THRESHOLD="
       case .topPad: return "SWIFTMALLOC_TOP_PAD="
-      case .mmapMax: return nil
+      case .mmapMax: return "SWIFTMALLOC_MMAP_MAX="
       case .secure: return "SWIFTMALLOC_SECURE="
       case .stats: return "SWIFTMALLOC_STATS="
       case .cacheBudget: return "SWIFTMALLOC_CACHE_BUDGET="
       case .dirtyLimit: return "SWIFTMALLOC_DIRTY_LIMIT="
       case .decayTime: return "SWIFTMALLOC_DECAY_MS="
+      case .statsFile: return "SWIFTMALLOC_STATS_FILE="
+      case .verbose: return "SWIFTMALLOC_VERBOSE="
+      case .perturb: return "SWIFTMALLOC_PERTURB="
+      case .check, .arenaMax: return nil
       case .backgroundPurge: return "SWIFTMALLOC_BACKGROUND_PURGE="
       }
     }
+
+    /// glibc's classic variable (MALLOC_*_), with its "=".
+    var glibcName: StaticString? {
+      switch self {
+      case .mmapThreshold: return "MALLOC_MMAP_THRESHOLD_="
+      case .trimThreshold: return "MALLOC_TRIM_THRESHOLD_="
+      case .topPad: return "MALLOC_TOP_PAD_="
+      case .mmapMax: return "MALLOC_MMAP_MAX_="
+      case .perturb: return "MALLOC_PERTURB_="
+      case .check: return "MALLOC_CHECK_="
+      case .arenaMax: return "MALLOC_ARENA_MAX="
+      default: return nil
+      }
+    }
+
+    /// The GLIBC_TUNABLES name after "glibc.malloc.", with its "=".
+    var tunableName: StaticString? {
+      switch self {
+      case .mmapThreshold: return "mmap_threshold="
+      case .trimThreshold: return "trim_threshold="
+      case .topPad: return "top_pad="
+      case .mmapMax: return "mmap_max="
+      case .perturb: return "perturb="
+      case .check: return "check="
+      case .arenaMax: return "arena_max="
+      default: return nil
+      }
+    }
+
+    /// The name shown for the row: its SWIFTMALLOC_ variable, else glibc's.
+    var displayName: StaticString { environmentName ?? glibcName! }
 
     /// glibc's mallopt parameter number (malloc.h); nil for environment-only rows.
     var malloptParameter: Int32? {
@@ -64,11 +142,22 @@ enum Options {
       case .topPad: return -2         // M_TOP_PAD
       case .mmapThreshold: return -3  // M_MMAP_THRESHOLD
       case .mmapMax: return -4        // M_MMAP_MAX
-      case .secure, .stats: return nil
+      case .arenaMax: return -8       // M_ARENA_MAX: accepted, nothing to limit
       case .cacheBudget: return -1001  // SWM_M_CACHE_BUDGET, swiftmalloc's own
       case .dirtyLimit: return -1002   // SWM_M_DIRTY_LIMIT
       case .decayTime: return -1003    // SWM_M_DECAY_MS
-      case .backgroundPurge: return nil  // decided at start: the thread is made then
+      // Set at start only: they decide which path every call takes.
+      case .secure, .stats, .statsFile, .verbose, .perturb, .check, .backgroundPurge: return nil
+      }
+    }
+
+    var kind: Kind {
+      switch self {
+      case .mmapThreshold, .trimThreshold, .topPad, .cacheBudget, .dirtyLimit: return .size
+      case .mmapMax, .decayTime, .perturb, .check, .arenaMax: return .number
+      case .secure, .verbose, .backgroundPurge: return .boolean
+      case .stats: return .report
+      case .statsFile: return .path
       }
     }
 
@@ -77,51 +166,20 @@ enum Options {
       switch self {
       case .mmapThreshold: return maxMmapThreshold
       case .trimThreshold: return UInt.max
-      case .topPad: return Heap.maxRequest &- 1
-      case .mmapMax: return UInt(Int32.max)
-      case .secure, .stats, .backgroundPurge: return 1
-      case .cacheBudget, .dirtyLimit: return Heap.maxRequest &- 1
+      case .topPad, .cacheBudget, .dirtyLimit: return maxSize
+      case .mmapMax, .arenaMax: return UInt(Int32.max)
+      case .secure, .verbose, .backgroundPurge: return 1
+      case .stats: return 2
       case .decayTime: return 3_600_000
+      case .perturb: return 255
+      case .check: return 3
+      case .statsFile: return UInt(maxPath)
       }
     }
 
-    /// A negative mallopt value: M_TRIM_THRESHOLD -1 disables trimming, as
-    /// in glibc; the other rows refuse it.
+    /// A negative value: M_TRIM_THRESHOLD -1 disables trimming, as in
+    /// glibc (from mallopt and the environment alike); the other rows refuse it.
     var negativeMeans: UInt? { self == .trimThreshold ? UInt.max : nil }
-
-    /// Stores an accepted value where its layer reads it (init lock held).
-    func apply(_ value: UInt) {
-      let state = Heap.state
-      switch self {
-      case .mmapThreshold:
-        state.pointee.route.mmapThreshold = value
-        state.pointee.options.mmapThresholdPinned = true
-      case .trimThreshold:
-        PageHeap.configure(trimThreshold: value, topPad: nil)
-        state.pointee.options.trimThresholdPinned = true
-      case .topPad:
-        PageHeap.configure(trimThreshold: nil, topPad: value)
-        state.pointee.options.mmapThresholdPinned = true
-        state.pointee.options.trimThresholdPinned = true
-      case .mmapMax:
-        state.pointee.route.mmapEnabled = value != 0
-        state.pointee.options.mmapThresholdPinned = true
-      case .secure:
-        if value != 0 { state.pointee.mitigations = .secure }
-      case .stats:
-        state.pointee.options.statsAtExit = value != 0
-      case .cacheBudget:
-        state.pointee.caches.budget = value
-        Budget.updateShare()
-      case .dirtyLimit:
-        PageHeap.configure(trimThreshold: nil, topPad: nil, dirtyLimit: value)
-        state.pointee.options.dirtyLimitPinned = true
-      case .decayTime:
-        PageHeap.configure(trimThreshold: nil, topPad: nil, decay: value)
-      case .backgroundPurge:
-        state.pointee.options.backgroundPurge = value != 0
-      }
-    }
   }
 
   @inline(__always) static var lock: UnsafeMutablePointer<swm_lock_t> { swm_lock_at(UInt32(SWM_LOCK_INIT)) }
@@ -131,6 +189,7 @@ enum Options {
     let state = Heap.state
     state.pointee.route.mmapThreshold = defaultMmapThreshold
     state.pointee.route.mmapEnabled = true
+    state.pointee.options.mmapMax = defaultMmapMax
     PageHeap.configure(trimThreshold: defaultTrimThreshold, topPad: defaultTopPad, dirtyLimit: defaultDirtyLimit,
                        decay: decayMilliseconds)
     state.pointee.caches.budget = Budget.defaultBudget
@@ -138,6 +197,7 @@ enum Options {
     if swm_secure_built_in() != 0 { state.pointee.mitigations = .secure }
     loadEnvironment()
     Route.update()
+    if state.pointee.options.verbose { printInEffect() }
   }
 
   /// mallopt: 1 when the value was taken (or the parameter is one glibc has
@@ -150,6 +210,7 @@ enum Options {
     if v > option.maximum { return 0 }
     swm_lock(lock)
     option.apply(v)
+    Heap.state.pointee.options.sources[Int(option.rawValue)] = Source.mallopt.rawValue
     Route.update()
     swm_unlock(lock)
     return 1
@@ -162,22 +223,6 @@ enum Options {
       raw &+= 1
     }
     return nil
-  }
-
-  static func loadEnvironment() {
-    guard let env = swm_environ() else { return }
-    var i = 0
-    while let entry = env[i] {
-      i &+= 1
-      var raw: UInt8 = 0
-      while let option = Option(rawValue: raw) {
-        raw &+= 1
-        guard let name = option.environmentName, let v = value(entry, name) else { continue }
-        if let n = parseSize(v), n <= option.maximum { option.apply(n) }
-        else { Diagnostics.badOption(name, v) }
-        break
-      }
-    }
   }
 
   /// glibc's dynamic threshold: a program that frees an mmap block of n
@@ -202,51 +247,5 @@ enum Options {
       Route.update()
     }
     swm_unlock(lock)
-  }
-
-  /// The text after `name` (which ends in "=") if `entry` starts with it.
-  static func value(_ entry: UnsafeMutablePointer<CChar>, _ name: StaticString) -> UnsafeMutablePointer<CChar>? {
-    let n = name.utf8Start
-    var k = 0
-    while k < name.utf8CodeUnitCount {
-      if UInt8(bitPattern: entry[k]) != n[k] { return nil }
-      k &+= 1
-    }
-    return entry + k
-  }
-
-  /// "123", "64K", "1M", "2GiB", "16kb": bytes, or nil for anything else
-  /// (empty, other characters, overflow).
-  static func parseSize(_ text: UnsafePointer<CChar>) -> UInt? {
-    var p = text
-    var n: UInt = 0
-    var digits = 0
-    while p.pointee >= 48 && p.pointee <= 57 {
-      let (m, o1) = n.multipliedReportingOverflow(by: 10)
-      let (s, o2) = m.addingReportingOverflow(UInt(p.pointee &- 48))
-      if o1 || o2 { return nil }
-      n = s
-      digits &+= 1
-      p += 1
-    }
-    if digits == 0 { return nil }
-    var shift: UInt = 0
-    switch p.pointee | 0x20 {  // lower case
-    case 107: shift = 10  // k
-    case 109: shift = 20  // m
-    case 103: shift = 30  // g
-    default: break
-    }
-    if shift != 0 {
-      p += 1
-      if p.pointee | 0x20 == 105 { p += 1 }  // i
-      if p.pointee | 0x20 == 98 { p += 1 }   // b
-    }
-    if p.pointee != 0 { return nil }
-    if shift != 0 {
-      if n > (UInt.max &>> shift) { return nil }
-      n = n &<< shift
-    }
-    return n
   }
 }

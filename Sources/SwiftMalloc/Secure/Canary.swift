@@ -43,8 +43,10 @@ enum Canary {
     let size = UInt(swm_class_to_size(sizeClass))
     block.storeBytes(of: 0, as: UInt.self)                  // fetch's chain link
     block.storeBytes(of: 0, toByteOffset: 8, as: UInt.self) // freed tag
+    let mitigations = Heap.state.pointee.mitigations
     if zeroed { block.initializeMemory(as: UInt8.self, repeating: 0, count: Int(n)) }
-    if Heap.state.pointee.mitigations.canaries {
+    else if mitigations.perturbs { block.initializeMemory(as: UInt8.self, repeating: ~mitigations.perturbByte, count: Int(n)) }
+    if mitigations.canaries {
       (block + Int(n)).initializeMemory(as: UInt8.self, repeating: canaryByte, count: Int(size &- 8 &- n))
       block.storeBytes(of: 0, toByteOffset: Int(n), as: UInt8.self)
       block.storeBytes(of: n ^ sizeKey(block), toByteOffset: Int(size &- 8), as: UInt.self)
@@ -89,11 +91,16 @@ enum Canary {
   }
 
   /// free of a checked small block (a block start, not freed): canary
-  /// checked, then to the quarantine, or straight back to the central list.
+  /// checked, then to the quarantine, or straight back to the central list
+  /// (filled with MALLOC_PERTURB_'s byte, and carrying the freed tag).
   static func free(_ p: RawPtr, sizeClass: UInt32, tag: UInt, call: StaticString) {
     let mitigations = Heap.state.pointee.mitigations
     if mitigations.canaries { _ = check(p, sizeClass: sizeClass, use: .release, call: call) }
     if mitigations.quarantine { return Quarantine.enter(p, sizeClass: sizeClass, tag: tag) }
+    if mitigations.perturbs {
+      p.initializeMemory(as: UInt8.self, repeating: mitigations.perturbByte, count: Int(swm_class_to_size(sizeClass)))
+    }
+    p.storeBytes(of: tag, toByteOffset: 8, as: UInt.self)
     p.storeBytes(of: nil, as: RawPtr?.self)
     Central.release(sizeClass, head: p)
   }

@@ -91,6 +91,19 @@ enum Quarantine {
     return UInt32(span.pointee.sizeClass)
   }
 
+  /// Calls `body` with each quarantined block (lock held: no allocation in
+  /// `body`), for the statistics.
+  static func forEach(_ body: (RawPtr) -> Void) {
+    swm_lock(lock)
+    let q = state
+    var k: UInt = 0
+    while k < q.pointee.count {
+      if let block = q.pointee.ring[Int((q.pointee.next &+ slots &- q.pointee.count &+ k) % slots)] { body(block) }
+      k &+= 1
+    }
+    swm_unlock(lock)
+  }
+
   /// Bytes in quarantine, for mallinfo2 (free memory, not in use).
   static func bytes() -> UInt {
     swm_lock(lock)
