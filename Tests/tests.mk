@@ -22,10 +22,11 @@
 #                      Tests/perf/expected-instructions.txt
 #   make install-tests make install/uninstall into a temporary DESTDIR, pkg-config,
 #                      C and C++ programs built with its flags, the man page
+#   make cli-tests     the swiftmalloc command: run, compare, top, errors (Tests/cli)
 
 TEST_COUNTS := $(BUILD)/tests
 
-.PHONY: test c-tests c-tests-glibc cxx-tests real-tests swift-test misuse-tests fuzz perf-tests lifecycle-tests install-tests
+.PHONY: test c-tests c-tests-glibc cxx-tests real-tests swift-test misuse-tests fuzz perf-tests lifecycle-tests install-tests cli-tests
 FUZZ_SECONDS ?= 600
 
 misuse-tests: all
@@ -57,6 +58,9 @@ real-tests: all
 
 install-tests: all
 	bash Tests/install/run.sh
+
+cli-tests: all
+	bash Tests/cli/run.sh
 
 # Every step runs even when an earlier one failed; the exit status reports all.
 test: all check-lib
@@ -95,8 +99,11 @@ test: all check-lib
 	echo "== install (make install into a DESTDIR, pkg-config, C and C++ programs, man page)"; \
 	bash Tests/install/run.sh > $(TEST_COUNTS)/install.log 2>&1 || bad="$$bad install"; \
 	grep -E '^FAIL' -A 8 $(TEST_COUNTS)/install.log | head -n 40; tail -n 1 $(TEST_COUNTS)/install.log; \
+	echo "== the swiftmalloc command (run, compare, top)"; \
+	bash Tests/cli/run.sh > $(TEST_COUNTS)/cli.log 2>&1 || bad="$$bad cli"; \
+	grep -E '^(FAIL|SKIP)' -A 4 $(TEST_COUNTS)/cli.log | head -n 40; tail -n 1 $(TEST_COUNTS)/cli.log; \
 	passed=0; failed=0; \
-	for suite in perf c-tests cxx lifecycle real-tests misuse fuzz install; do \
+	for suite in perf c-tests cxx lifecycle real-tests misuse fuzz install cli; do \
 	  if [ -s $(TEST_COUNTS)/$$suite.counts ]; then \
 	    read p f < $(TEST_COUNTS)/$$suite.counts; passed=$$((passed + p)); failed=$$((failed + f)); \
 	  else failed=$$((failed + 1)); bad="$$bad $$suite(no-results)"; fi; \

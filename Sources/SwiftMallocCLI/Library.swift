@@ -26,14 +26,26 @@ enum Library {
       "\(dir)/../lib64/\(fileName)",
       "\(dir)/../../build/\(fileName)",
       "\(dir)/../../../build/\(fileName)",
-    ].map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+    ].map(normalize)
+  }
+
+  /// `path` with "." and ".." taken out, symlinks kept (libswiftmalloc.so
+  /// stays libswiftmalloc.so, not the versioned file it points to).
+  static func normalize(_ path: String) -> String {
+    var parts: [Substring] = []
+    let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    for part in absolute.split(separator: "/") {
+      if part == "." || part.isEmpty { continue }
+      if part == ".." { _ = parts.popLast() } else { parts.append(part) }
+    }
+    return "/" + parts.joined(separator: "/")
   }
 
   /// The library to preload: `explicit` if given (it must exist), else the
   /// first candidate that exists. Throws a CLIError saying where it looked.
   static func find(explicit: String?) throws -> String {
     if let explicit {
-      let path = URL(fileURLWithPath: explicit).standardizedFileURL.path
+      let path = normalize(explicit)
       guard FileManager.default.isReadableFile(atPath: path) else {
         throw CLIError("--library \(explicit): no such library")
       }

@@ -120,7 +120,7 @@ struct RunCommand: ParsableCommand {
       text = StatsReport.summary(reports, program: program, measurement: measurement)
     }
     if let output {
-      do { try text.write(toFile: output, atomically: true, encoding: .utf8) } catch {
+      do { try text.write(toFile: output, atomically: false, encoding: .utf8) } catch {
         warn("cannot write \(output): \(error.localizedDescription)")
       }
     } else {

@@ -130,7 +130,7 @@ enum Spawner {
   /// The measuring helper: beside the executable's prefix (build/bin/../
   /// or PREFIX/bin/../) in libexec/swiftmalloc/spawn.
   static let helper: String? = {
-    let path = URL(fileURLWithPath: Library.executableDirectory + "/../libexec/swiftmalloc/spawn").standardizedFileURL.path
+    let path = Library.normalize(Library.executableDirectory + "/../libexec/swiftmalloc/spawn")
     return FileManager.default.isExecutableFile(atPath: path) ? path : nil
   }()
 

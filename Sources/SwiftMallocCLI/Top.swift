@@ -275,7 +275,7 @@ struct LiveSnapshot {
   func text(width: Int) -> String {
     let res = resident
     var s = "swiftmalloc top: pid \(pid) (\(LivePage.command(pid)))\(page.secure != 0 ? ", secure mode" : "")"
-    s += String(format: ", up %.1f s, totals %llu ms old\n\n", Double(LivePage.coarseNowMs() - page.started_ms) / 1000, ageMs)
+    s += String(format: ", up %.1f s, updated %llu ms ago\n\n", Double(LivePage.coarseNowMs() - page.started_ms) / 1000, ageMs)
     s += "  in use \(formatBytes(inUse)) (peak \(formatBytes(page.in_use_peak)))   resident \(formatBytes(res.now))"
     s += " (peak \(formatBytes(res.peak)))   threads \(page.threads)\n"
     s += "  sbrk heap \(formatBytes(page.arena))   mmap regions \(formatBytes(page.region_mmap))"

@@ -60,6 +60,7 @@ typedef struct {
   uint64_t meta;           /* metadata bytes */
   uint64_t threads;        /* live thread caches */
   uint64_t in_use_peak;    /* the most uordblks + hblkhd seen at an update */
+  uint64_t quarantine;     /* bytes in quarantine (secure mode), as of the last full update */
   uint64_t class_count;    /* entries of classes[] in use (class 0 is no class) */
   swm_live_class_t classes[SWM_LIVE_MAX_CLASSES];
 } swm_live_page_t;
