@@ -1,5 +1,5 @@
-// The SVG chart of `swiftmalloc compare --chart`: two panels (wall time,
-// peak RSS), one bar per allocator at its median with a min-max whisker,
+// The SVG chart of `swiftmalloc compare --chart`: three panels (wall time,
+// CPU time, peak RSS), one bar per allocator at its median with a min-max whisker,
 // the ratio to glibc under each bar, every value in a <title> (shown on
 // hover). Plain SVG 1.1: a browser shows it, and it parses as XML.
 
@@ -15,9 +15,9 @@ enum Chart {
   }
 
   static func svg(_ c: Comparison) -> String {
-    let panelWidth = 440.0, height = 400.0, top = 70.0, bottom = 70.0, left = 60.0
+    let panelWidth = 400.0, height = 400.0, top = 70.0, bottom = 70.0, left = 60.0
     let plotHeight = height - top - bottom
-    let width = 2 * panelWidth + 20
+    let width = 3 * panelWidth + 40
     let base = c.glibc.map(c.summary)
     var out = """
       <?xml version="1.0" encoding="UTF-8"?>
@@ -28,13 +28,14 @@ enum Chart {
 
       """
     let panels: [(String, String, (Comparison.Summary) -> (median: Double, min: Double, max: Double))] = [
-      ("wall time (s)", "%.3f s", { $0.wall }), ("peak RSS of the process tree (MiB)", "%.1f MiB", { $0.rss }),
+      ("wall time (s)", "%.3f s", { $0.wall }), ("CPU time, user + system (s)", "%.3f s", { $0.cpu }),
+      ("peak RSS of the process tree (MiB)", "%.1f MiB", { $0.rss }),
     ]
     for (p, panel) in panels.enumerated() {
       let x0 = Double(p) * (panelWidth + 20) + left
       let plotWidth = panelWidth - left - 10
       let values = c.results.map { panel.2(c.summary($0)) }
-      let top_ = niceCeiling(values.map(\.max).max() ?? 1)
+      let top_ = niceCeiling((values.map(\.max).max() ?? 1) * 1.08)
       func y(_ v: Double) -> Double { top + plotHeight * (1 - v / top_) }
       out += "<g>\n<text x=\"\(x0 + plotWidth / 2)\" y=\"\(top - 12)\" text-anchor=\"middle\" font-weight=\"bold\">\(escape(panel.0))</text>\n"
       for k in 0...4 {
