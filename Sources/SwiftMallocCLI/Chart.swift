@@ -46,26 +46,9 @@ enum Chart {
       }
       let slot = plotWidth / Double(max(c.results.count, 1))
       for (i, r) in c.results.enumerated() {
-        let v = values[i]
-        let name = r.allocator.name
-        let cx = x0 + slot * (Double(i) + 0.5)
-        let barWidth = min(60, slot * 0.6)
-        let ratio: String
-        if let base { ratio = String(format: "%.2fx", v.median / max(panel.2(base).median, 1e-12)) } else { ratio = "-" }
-        let tip = "\(name): " + String(format: panel.1, v.median) + " median, "
-          + String(format: panel.1, v.min) + " - " + String(format: panel.1, v.max) + ", \(ratio) glibc"
-        out += "<g><title>\(escape(tip))</title>\n"
-        out += String(format: "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%@\"/>\n", cx - barWidth / 2,
-                      y(v.median), barWidth, max(0, top + plotHeight - y(v.median)), (colors[name] ?? "#9467bd") as NSString)
-        out += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\"/>", cx, y(v.min), cx, y(v.max))
-        out += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\"/>", cx - 6, y(v.min), cx + 6, y(v.min))
-        out += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\"/>\n", cx - 6, y(v.max), cx + 6, y(v.max))
-        out += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"11\">%@</text>\n", cx,
-                      y(v.max) - 5, format(v.median) as NSString)
-        out += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%@</text>\n", cx, top + plotHeight + 18,
-                      escape(name) as NSString)
-        out += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#555\">%@</text>\n</g>\n", cx,
-                      top + plotHeight + 34, ratio as NSString)
+        let ratio = base.map { String(format: "%.2fx", values[i].median / max(panel.2($0).median, 1e-12)) } ?? "-"
+        out += bar(r.allocator.name, values[i], ratio: ratio, unit: panel.1, cx: x0 + slot * (Double(i) + 0.5),
+                   width: min(60, slot * 0.6), baseline: top + plotHeight, y: y)
       }
       out += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\"/>\n</g>\n", x0, top + plotHeight,
                     x0 + plotWidth, top + plotHeight)
@@ -76,9 +59,29 @@ enum Chart {
     return out
   }
 
+  /// One allocator's bar, whisker, labels and hover title.
+  static func bar(_ name: String, _ v: (median: Double, min: Double, max: Double), ratio: String, unit: String,
+                  cx: Double, width barWidth: Double, baseline: Double, y: (Double) -> Double) -> String {
+    let tip = "\(name): " + String(format: unit, v.median) + " median, "
+      + String(format: unit, v.min) + " - " + String(format: unit, v.max) + ", \(ratio) glibc"
+    var out = "<g><title>\(escape(tip))</title>\n"
+    out += String(format: "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%@\"/>\n", cx - barWidth / 2,
+                  y(v.median), barWidth, max(0, baseline - y(v.median)), (colors[name] ?? "#9467bd") as NSString)
+    out += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\"/>", cx, y(v.min), cx, y(v.max))
+    out += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\"/>", cx - 6, y(v.min), cx + 6, y(v.min))
+    out += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\"/>\n", cx - 6, y(v.max), cx + 6, y(v.max))
+    out += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"11\">%@</text>\n", cx,
+                  y(v.max) - 5, format(v.median) as NSString)
+    out += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%@</text>\n", cx, baseline + 18,
+                  escape(name) as NSString)
+    out += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#555\">%@</text>\n</g>\n", cx,
+                  baseline + 34, ratio as NSString)
+    return out
+  }
+
   static func format(_ v: Double) -> String {
     v >= 100 ? String(format: "%.0f", v) : v >= 10 ? String(format: "%.1f", v) : v >= 1 ? String(format: "%.2f", v)
-      : String(format: "%.3f", v)
+      : v == 0 ? "0" : String(format: "%.3g", v)
   }
 
   /// 1, 2, 2.5 or 5 times a power of ten, at least v.
