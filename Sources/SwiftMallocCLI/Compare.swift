@@ -64,12 +64,14 @@ struct CompareCommand: ParsableCommand {
     let present = all.filter { $0.missing == nil }
     if present.isEmpty { exitWith(CLIError("none of the allocators asked for is installed")) }
     let comparison: Comparison
+    Spawner.killTreeOnInterrupt()
     do {
       comparison = try Comparison.measure(program: program, allocators: present, runs: runs, timeout: timeout)
     } catch let e as CLIError {
+      Spawner.removeScratch()
       exitWith(e)
     }
-    defer { Spawner.removeScratch() }
+    Spawner.removeScratch()
     print(comparison.table(skipped: all.filter { $0.missing != nil }), terminator: "")
     let differences = comparison.differences()
     if differences.isEmpty {
@@ -295,6 +297,7 @@ struct MeasureCommand: ParsableCommand {
     spec.stdout = stdout.map { .file($0) } ?? .null
     spec.stderr = stderr.map { .file($0) } ?? .null
     spec.newProcessGroup = true
+    Spawner.killTreeOnInterrupt()
     defer { Spawner.removeScratch() }
     do {
       let m = try Spawner.run(spec, sampleInterval: 0.01, timeout: timeout)

@@ -109,6 +109,8 @@ struct RunCommand: ParsableCommand {
         }
       }
     } catch let e as CLIError {
+      try? FileManager.default.removeItem(atPath: folder)
+      Spawner.removeScratch()
       exitWith(e)
     }
     if live { _ = LivePage.removeStale(sinceMs: startMs) }

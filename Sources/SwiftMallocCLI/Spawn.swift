@@ -214,6 +214,19 @@ enum Spawner {
     return fields.count >= 2 && fields[0] == "pid" ? Int32(fields[1]) : nil
   }
 
+  /// compare and measure: the program has a process group of its own, which
+  /// the terminal's ^C does not reach; SIGINT, SIGTERM and SIGHUP here kill
+  /// that group and end this tool (128 + the signal).
+  static func killTreeOnInterrupt() {
+    for s in [SIGINT, SIGTERM, SIGHUP] {
+      signal(s) { sig in
+        let pid = forwardSignalsTo
+        if pid > 0 { kill(-pid, SIGKILL) }
+        _exit(128 + sig)
+      }
+    }
+  }
+
   /// While the child runs: SIGINT and SIGQUIT (the terminal sends them to
   /// the child as well) are ignored here; SIGTERM and SIGHUP are passed on.
   static func forwardSignals() {
