@@ -64,7 +64,7 @@ check "LICENSE is the MIT licence" grep -q '^MIT License' LICENSE
 
 # ------------------------------------------------------------------ install
 check "make install DESTDIR PREFIX=/usr (no Swift needed after make)" \
-  "$MAKE" -s --no-print-directory install DESTDIR="$DEST" PREFIX=/usr SWIFTC=/nonexistent/swiftc
+  "$MAKE" -s --no-print-directory install DESTDIR="$DEST" PREFIX=/usr SWIFTC=/nonexistent/swiftc SWIFT=/nonexistent/swift
 L=$DEST/usr/lib
 expected="usr/bin/swiftmalloc
 usr/include/swiftmalloc.h
@@ -236,7 +236,7 @@ else fail "make uninstall left" "$(echo $left)"; fi
 
 # The default PREFIX is /usr/local.
 DEST2=$TMP/dest2
-check "make install DESTDIR (default PREFIX)" "$MAKE" -s --no-print-directory install DESTDIR="$DEST2" SWIFTC=/nonexistent/swiftc
+check "make install DESTDIR (default PREFIX)" "$MAKE" -s --no-print-directory install DESTDIR="$DEST2" SWIFTC=/nonexistent/swiftc SWIFT=/nonexistent/swift
 if [ -f "$DEST2/usr/local/lib/libswiftmalloc.so.$VERSION" ] && [ -f "$DEST2/usr/local/lib/pkgconfig/swiftmalloc.pc" ] \
    && grep -qx 'prefix=/usr/local' "$DEST2/usr/local/lib/pkgconfig/swiftmalloc.pc"; then
   pass "default PREFIX is /usr/local (library, swiftmalloc.pc with prefix=/usr/local)"
