@@ -6,6 +6,12 @@
 #   make bench         the side-by-side benchmark (see bench/README.md)
 #   make check-symbols what the .so links, imports and exports
 #   make install       PREFIX=/usr/local DESTDIR= (and make uninstall): tools/install.mk
+#   make lib           the libraries and header only (no Swift package build)
+#
+# `make` also builds the `swiftmalloc` command (build/bin/swiftmalloc, with
+# its helper build/libexec/swiftmalloc/spawn) with SwiftPM: hosted Swift,
+# never linked into the library. CLI_STATIC=1 links the Swift runtime and
+# Foundation into it (about 75 MB) so that it runs without the toolchain.
 
 SWIFTC  ?= swiftc
 CC      ?= cc
@@ -13,7 +19,7 @@ BUILD   := build
 OBJ     := $(BUILD)/obj
 SHIM    := Sources/CShim
 SWIFT_SOURCES := $(shell find Sources/SwiftMalloc -name '*.swift' | sort)
-SHIM_SOURCES  := $(SHIM)/shim.c $(SHIM)/os.c $(SHIM)/state.c $(SHIM)/pools.c $(SHIM)/secure_off.c $(SHIM)/secure/secure_on.c $(SHIM)/exports/exports.c $(SHIM)/exports/cxx.c
+SHIM_SOURCES  := $(SHIM)/shim.c $(SHIM)/os.c $(SHIM)/live.c $(SHIM)/state.c $(SHIM)/pools.c $(SHIM)/secure_off.c $(SHIM)/secure/secure_on.c $(SHIM)/exports/exports.c $(SHIM)/exports/cxx.c
 # exports/stats.c is part of exports.c (#include), so that a static link that
 # takes malloc takes the statistics and the report at exit with it.
 SHIM_HEADERS  := $(wildcard $(SHIM)/include/*.h) $(SHIM)/exports/swiftmalloc.h $(SHIM)/exports/stats.c
@@ -36,9 +42,27 @@ VERSION := $(VERSION_MAJOR).$(call swm_version_part,MINOR).$(call swm_version_pa
 LIB_A  := $(BUILD)/libswiftmalloc.a
 HEADER := $(BUILD)/include/swiftmalloc.h
 
-.PHONY: all check-lib demo test check-symbols swift-test c-tests real-tests bench clean
+.PHONY: all lib check-lib demo test check-symbols swift-test c-tests real-tests bench clean
 
-all: $(LIB_SO) $(LIB_SECURE) $(LIB_A) $(HEADER)
+SWIFT ?= swift
+CLI := $(BUILD)/bin/swiftmalloc
+CLI_SPAWN := $(BUILD)/libexec/swiftmalloc/spawn
+CLI_SOURCES := $(sort $(wildcard Sources/SwiftMallocCLI/*.swift Sources/CLiveReader/*.c Sources/CLiveReader/include/*.h)) \
+               $(SHIM)/include/swm_live.h Package.swift
+CLI_STATIC ?=
+
+all: lib $(CLI) $(CLI_SPAWN)
+lib: $(LIB_SO) $(LIB_SECURE) $(LIB_A) $(HEADER)
+
+# SwiftPM builds into .build; the copy in build/bin is what make install takes.
+$(CLI): $(CLI_SOURCES)
+	$(SWIFT) build -c release --product swiftmalloc $(if $(filter-out 0 no false,$(CLI_STATIC)),--static-swift-stdlib)
+	@mkdir -p $(dir $@)
+	cp .build/release/swiftmalloc $@
+
+$(CLI_SPAWN): tools/spawn/swiftmalloc-spawn.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -o $@ $<
 
 $(OBJ)/swiftmalloc.o: $(SWIFT_SOURCES) $(SHIM_HEADERS)
 	@mkdir -p $(OBJ)
@@ -73,7 +97,7 @@ $(OBJ)/cxx_a.o: $(SHIM)/exports/cxx.c $(SHIM_HEADERS)
 	@mkdir -p $(OBJ)
 	$(CC) $(CFLAGS_LIB) -fexceptions -DSWM_ARCHIVE -c $< -o $@
 
-CORE_OBJS := $(OBJ)/swiftmalloc.o $(OBJ)/shim.o $(OBJ)/os.o $(OBJ)/state.o $(OBJ)/pools.o $(OBJ)/exports.o $(OBJ)/cxx.o
+CORE_OBJS := $(OBJ)/swiftmalloc.o $(OBJ)/shim.o $(OBJ)/os.o $(OBJ)/live.o $(OBJ)/state.o $(OBJ)/pools.o $(OBJ)/exports.o $(OBJ)/cxx.o
 LIB_OBJS := $(CORE_OBJS) $(OBJ)/secure_off.o
 # -z nodelete: dlclose never unmaps the library. A thread that used it
 # keeps a pthread key destructor (and fork handlers) pointing into it, run

@@ -13,6 +13,12 @@ let package = Package(
     // The pool family (region pools, slab caches, memory reserves, static
     // heaps) as a Swift library over the hosted copy of the allocator.
     .library(name: "SwiftMallocPools", targets: ["SwiftMallocPools"]),
+    // The `swiftmalloc` command (run, compare, top): hosted Swift, built by
+    // `make` into build/bin; never linked into the library.
+    .executable(name: "swiftmalloc", targets: ["SwiftMallocCLI"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
   ],
   targets: [
     // The C shim without its exports: a test process keeps glibc's malloc
@@ -21,7 +27,7 @@ let package = Package(
       name: "CShim",
       path: "Sources/CShim",
       exclude: ["exports", "secure"],
-      sources: ["shim.c", "os.c", "state.c", "secure_off.c", "pools.c"],
+      sources: ["shim.c", "os.c", "live.c", "state.c", "secure_off.c", "pools.c"],
       publicHeadersPath: "include"
     ),
     .target(
@@ -40,6 +46,16 @@ let package = Package(
       name: "swift-pools",
       dependencies: ["SwiftMallocPools"],
       path: "examples/swift-pools"
+    ),
+    // The live page's reader (the layout is Sources/CShim/include/swm_live.h).
+    .target(
+      name: "CLiveReader",
+      path: "Sources/CLiveReader"
+    ),
+    .executableTarget(
+      name: "SwiftMallocCLI",
+      dependencies: ["CLiveReader", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+      path: "Sources/SwiftMallocCLI"
     ),
     .testTarget(
       name: "PoolTests",

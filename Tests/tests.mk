@@ -24,10 +24,11 @@
 #                      C and C++ programs built with its flags, the man page
 #   make stress        stress-ng, redis, memcached, soak (Tests/stress/stress.mk);
 #                      `make test` runs its short form
+#   make cli-tests     the swiftmalloc command: run, compare, top, errors (Tests/cli)
 
 TEST_COUNTS := $(BUILD)/tests
 
-.PHONY: test c-tests c-tests-glibc cxx-tests real-tests swift-test misuse-tests fuzz perf-tests lifecycle-tests install-tests
+.PHONY: test c-tests c-tests-glibc cxx-tests real-tests swift-test misuse-tests fuzz perf-tests lifecycle-tests install-tests cli-tests
 FUZZ_SECONDS ?= 600
 
 misuse-tests: all
@@ -59,6 +60,9 @@ real-tests: all
 
 install-tests: all
 	bash Tests/install/run.sh
+
+cli-tests: all
+	bash Tests/cli/run.sh
 
 # Every step runs even when an earlier one failed; the exit status reports all.
 test: all check-lib
@@ -101,8 +105,11 @@ test: all check-lib
 	bash Tests/stress/run.sh --short > $(TEST_COUNTS)/stress.log 2>&1 || bad="$$bad stress"; \
 	grep -E '^FAIL' $(TEST_COUNTS)/stress.log | head -n 20; grep -E '^stress .* took' $(TEST_COUNTS)/stress.log; tail -n 1 $(TEST_COUNTS)/stress.log; \
 	tail -n 1 $(TEST_COUNTS)/stress.log | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' > $(TEST_COUNTS)/stress.counts; \
+	echo "== the swiftmalloc command (run, compare, top)"; \
+	bash Tests/cli/run.sh > $(TEST_COUNTS)/cli.log 2>&1 || bad="$$bad cli"; \
+	grep -E '^(FAIL|SKIP)' -A 4 $(TEST_COUNTS)/cli.log | head -n 40; tail -n 1 $(TEST_COUNTS)/cli.log; \
 	passed=0; failed=0; \
-	for suite in perf c-tests cxx lifecycle real-tests misuse fuzz install stress; do \
+	for suite in perf c-tests cxx lifecycle real-tests misuse fuzz install stress cli; do \
 	  if [ -s $(TEST_COUNTS)/$$suite.counts ]; then \
 	    read p f < $(TEST_COUNTS)/$$suite.counts; passed=$$((passed + p)); failed=$$((failed + f)); \
 	  else failed=$$((failed + 1)); bad="$$bad $$suite(no-results)"; fi; \

@@ -25,10 +25,6 @@ $(BENCH_OUT)/wl: bench/workloads.c
 	@mkdir -p $(BENCH_OUT)
 	$(BENCH_CC) $(BENCH_CFLAGS) -o $@ $<
 
-$(BENCH_OUT)/spawn: bench/spawn.c
-	@mkdir -p $(BENCH_OUT)
-	$(BENCH_CC) $(BENCH_CFLAGS) -o $@ $<
-
 $(BENCH_OUT)/pools_bench: bench/pools_bench.c $(LIB_A) $(HEADER)
 	@mkdir -p $(BENCH_OUT)
 	$(BENCH_CC) $(BENCH_CFLAGS) -I $(BUILD)/include -o $@ $< $(LIB_A)
@@ -48,8 +44,8 @@ bench-peers:
 	    || echo "bench: could not install the peers; they will be reported as MISSING"; \
 	fi
 
-bench: all bench-peers $(BENCH_OUT)/wl $(BENCH_OUT)/spawn $(BENCH_OUT)/pools_bench
-	$(BENCH_PYTHON) bench/run.py --lib $(LIB_SO) --wl $(BENCH_OUT)/wl --spawn $(BENCH_OUT)/spawn --out $(BENCH_OUT) \
+bench: all bench-peers $(BENCH_OUT)/wl $(BENCH_OUT)/pools_bench
+	$(BENCH_PYTHON) bench/run.py --lib $(LIB_SO) --wl $(BENCH_OUT)/wl --measure $(CLI) --out $(BENCH_OUT) \
 	  $(if $(filter-out 0 no false,$(SECURE)),--secure-lib $(LIB_SECURE)) \
 	  $(if $(filter-out 0 no false,$(QUICK)),--quick) $(BENCH_ARGS)
 	@echo "== the pool family against malloc (bench/pools_bench.c)"

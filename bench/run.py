@@ -2,8 +2,9 @@
 """run.py: the `make bench` driver (Python 3 standard library only).
 
 Runs every workload under every allocator in alternation (A B C D E, A B C D E,
-...), measures wall time and peak RSS of each child (os.wait4 rusage, which on
-Linux covers the child's waited-for descendants too, e.g. gcc's cc1), collects
+...), measures wall time, CPU time and peak RSS of each run with `swiftmalloc measure`
+(the measuring code of `swiftmalloc compare`, Sources/SwiftMallocCLI/Spawn.swift; CPU
+covers the waited-for descendants, e.g. gcc's cc1, and peak RSS the whole tree), collects
 the workloads' own METRIC lines, and writes:
 
     <out>/results.csv   one row per run (raw data)
@@ -20,6 +21,7 @@ allocator under test is NOPRELOAD. See bench/README.md.
 """
 import argparse
 import csv
+import json
 import datetime
 import math
 import os
@@ -170,85 +172,55 @@ def define_workloads(args):
 
 
 # ----------------------------------------------------------------- one run
-def run_one(spawn, argv, env, timeout):
-    """Run argv through the spawn wrapper; return dict(status, code, wall, user, sys, maxrss_kib, stdout,
-    stderr).  The wrapper reports the child's own wait4 rusage (see bench/spawn.c)."""
-    fd, report = tempfile.mkstemp(prefix="bench-rusage-")
-    os.close(fd)
-    try:
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            t0 = time.perf_counter()
-            try:
-                p = subprocess.Popen([spawn, report] + argv, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                     stderr=err, start_new_session=True)
-            except OSError as e:
-                return dict(status="EXEC-FAIL", code=None, wall=None, user=None, sys=None, maxrss_kib=None,
-                            stdout="", stderr=str(e))
-            timed_out = threading.Event()
+def run_one(measure, argv, env, timeout):
+    """Run argv once through `swiftmalloc measure`, the measuring code of `swiftmalloc compare`
+    (Sources/SwiftMallocCLI/Spawn.swift: wall and CPU time from the wait4 of a small helper's child,
+    peak RSS of the whole process tree); return dict(status, code, wall, user, sys, maxrss_kib,
+    stdout, stderr). BENCH_PRELOAD in env names the library to preload into the program only."""
+    env = dict(env)
+    preload = env.pop("BENCH_PRELOAD", None)
+    with tempfile.TemporaryDirectory(prefix="bench-run-") as tmp:
+        out, err = os.path.join(tmp, "stdout"), os.path.join(tmp, "stderr")
+        cmd = [measure, "measure", "--timeout", str(timeout), "--stdout", out, "--stderr", err]
+        if preload:
+            cmd += ["--preload", preload]
+        cmd += ["--"] + list(argv)
+        try:
+            p = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                               timeout=timeout + 60)
+        except (OSError, subprocess.SubprocessError) as e:
+            return dict(status="HARNESS-ERR", code=None, wall=None, user=None, sys=None, maxrss_kib=None,
+                        stdout="", stderr=str(e))
 
-            def kill():
-                timed_out.set()
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except OSError:
-                    pass
-
-            timer = threading.Timer(timeout, kill)
-            timer.start()
+        def text(path):
             try:
-                while True:
-                    try:
-                        _, wstatus, ru = os.wait4(p.pid, 0)
-                        break
-                    except InterruptedError:
-                        continue
-            finally:
-                timer.cancel()
-            wall = time.perf_counter() - t0
-            p.returncode = os.waitstatus_to_exitcode(wstatus)  # reaped by hand; keep Popen quiet
-            try:  # leftovers of the process group (e.g. a crashed gcc's cc1)
-                os.killpg(p.pid, signal.SIGKILL)
+                with open(path, "rb") as f:
+                    return f.read().decode("utf-8", "replace")
             except OSError:
-                pass
-            out.seek(0)
-            err.seek(0)
-            so = out.read().decode("utf-8", "replace")
-            se = err.read().decode("utf-8", "replace")
-        rep_fields = {}
-        try:
-            with open(report) as f:
-                fl = f.read().split()
-            rep_fields = {fl[i]: fl[i + 1] for i in range(0, len(fl) - 1, 2)}
-        except OSError:
-            pass
-    finally:
-        try:
-            os.unlink(report)
-        except OSError:
-            pass
-    if "status" in rep_fields and p.returncode == 0:
-        code = os.waitstatus_to_exitcode(int(rep_fields["status"]))
-        wall = float(rep_fields["wall"])
-        user, sys_t, maxrss = float(rep_fields["utime"]), float(rep_fields["stime"]), int(rep_fields["maxrss_kib"])
-    else:  # the wrapper did not finish (timeout) or failed: fall back to its own numbers
-        code = p.returncode if not timed_out.is_set() else -signal.SIGKILL
-        user, sys_t, maxrss = ru.ru_utime, ru.ru_stime, None
-    if timed_out.is_set():
+                return ""
+        so, se = text(out), text(err)
+    try:
+        m = json.loads(p.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return dict(status="HARNESS-ERR", code=None, wall=None, user=None, sys=None, maxrss_kib=None,
+                    stdout=so, stderr=(p.stderr or "") + se)
+    if "exec_error" in m:
+        return dict(status="EXEC-FAIL", code=127, wall=None, user=None, sys=None, maxrss_kib=None,
+                    stdout=so, stderr=m["exec_error"])
+    code = -m["signal"] if m.get("signal") else m["status"]
+    if m.get("timed_out"):
         st = "TIMEOUT"
-    elif "status" not in rep_fields:
-        st = "HARNESS-ERR"
     elif code < 0:
         try:
             st = signal.Signals(-code).name
         except ValueError:
             st = "SIG%d" % -code
-    elif code == 127 and "spawn: exec" in se:
-        st = "EXEC-FAIL"
     elif code != 0:
         st = "EXIT%d" % code
     else:
         st = "ok"
-    return dict(status=st, code=code, wall=wall, user=user, sys=sys_t, maxrss_kib=maxrss, stdout=so, stderr=se)
+    return dict(status=st, code=code, wall=m["wall_s"], user=m["user_s"], sys=m["sys_s"],
+                maxrss_kib=m["peak_rss_bytes"] // 1024, stdout=so, stderr=se)
 
 
 def parse_metrics(text, meta):
@@ -558,7 +530,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lib", default="build/libswiftmalloc.so", help="swiftmalloc .so to preload")
     ap.add_argument("--wl", default="build/bench/wl", help="compiled bench/workloads.c")
-    ap.add_argument("--spawn", default="build/bench/spawn", help="compiled bench/spawn.c")
+    ap.add_argument("--measure", default="build/bin/swiftmalloc", help="the swiftmalloc command (its measure subcommand)")
     ap.add_argument("--out", default="build/bench", help="output directory")
     ap.add_argument("--quick", action="store_true", help="sanity pass: 1 run, reduced sizes")
     ap.add_argument("--runs", type=int, help="runs per workload and allocator (default 5, quick 1)")
@@ -586,11 +558,11 @@ def main():
         secure_lib = snap
     allocs = build_allocators(lib, set(args.alloc.split(",")) if args.alloc else None, secure_lib)
     workloads = define_workloads(args)
-    for exe in (args.wl, args.spawn):
+    for exe in (args.wl, args.measure):
         if not os.access(exe, os.X_OK):
             print("bench: %s is missing (build it with make bench)" % exe, file=sys.stderr)
             return 2
-    spawn = os.path.abspath(args.spawn)
+    measure = os.path.abspath(args.measure)
     base_env = dict(os.environ)
     base_env.pop("LD_PRELOAD", None)
     base_env.pop("BENCH_PRELOAD", None)
@@ -618,7 +590,7 @@ def main():
                     env.update(w["env"])
                     if path:
                         env["BENCH_PRELOAD"] = path
-                    r = run_one(spawn, w["argv"], env, timeout)
+                    r = run_one(measure, w["argv"], env, timeout)
                 metrics, lib = parse_metrics(r["stdout"], meta)
                 if r["status"] == "ok":
                     if "cannot be preloaded" in r["stderr"]:

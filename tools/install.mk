@@ -11,7 +11,11 @@
 #   include/swiftmalloc.h
 #   lib/pkgconfig/swiftmalloc.pc
 #   share/man/man3/swiftmalloc.3
-# LIBDIR, INCLUDEDIR, MANDIR and PKGCONFIGDIR override the places one by one.
+#   bin/swiftmalloc                           the command (run, compare, top)
+#   libexec/swiftmalloc/spawn                 its measuring helper
+# LIBDIR, INCLUDEDIR, MANDIR, PKGCONFIGDIR, BINDIR and LIBEXECDIR override the
+# places one by one. The command finds the library at ../lib from its own
+# directory (or is given --library).
 # install depends on `all` only: after `make`, it rebuilds nothing and needs
 # no Swift toolchain (sudo make install works without swiftc on root's PATH).
 
@@ -21,12 +25,15 @@ LIBDIR       ?= $(PREFIX)/lib
 INCLUDEDIR   ?= $(PREFIX)/include
 MANDIR       ?= $(PREFIX)/share/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+BINDIR       ?= $(PREFIX)/bin
+LIBEXECDIR   ?= $(PREFIX)/libexec
 INSTALL      ?= install
 
 SWM_SHARED_LIBS := libswiftmalloc libswiftmalloc-secure
 SWM_INSTALLED := \
 	$(foreach l,$(SWM_SHARED_LIBS),$(LIBDIR)/$(l).so.$(VERSION) $(LIBDIR)/$(l).so.$(VERSION_MAJOR) $(LIBDIR)/$(l).so) \
-	$(LIBDIR)/libswiftmalloc.a $(INCLUDEDIR)/swiftmalloc.h $(PKGCONFIGDIR)/swiftmalloc.pc $(MANDIR)/man3/swiftmalloc.3
+	$(LIBDIR)/libswiftmalloc.a $(INCLUDEDIR)/swiftmalloc.h $(PKGCONFIGDIR)/swiftmalloc.pc $(MANDIR)/man3/swiftmalloc.3 \
+	$(BINDIR)/swiftmalloc $(LIBEXECDIR)/swiftmalloc/spawn
 
 # pkg-config wants ${prefix}-relative paths where it can have them.
 swm_pc_path = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
@@ -47,8 +54,12 @@ install: all
 	    tools/swiftmalloc.pc.in > $(BUILD)/swiftmalloc.pc
 	$(INSTALL) -m 644 $(BUILD)/swiftmalloc.pc $(DESTDIR)$(PKGCONFIGDIR)/swiftmalloc.pc
 	$(INSTALL) -m 644 docs/swiftmalloc.3 $(DESTDIR)$(MANDIR)/man3/swiftmalloc.3
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)/swiftmalloc
+	$(INSTALL) -m 755 $(CLI) $(DESTDIR)$(BINDIR)/swiftmalloc
+	$(INSTALL) -m 755 $(CLI_SPAWN) $(DESTDIR)$(LIBEXECDIR)/swiftmalloc/spawn
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null 2>&1; then ldconfig; fi
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(SWM_INSTALLED))
+	-rmdir $(DESTDIR)$(LIBEXECDIR)/swiftmalloc 2>/dev/null
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null 2>&1; then ldconfig; fi

@@ -141,7 +141,10 @@ func allocateSlow(_ size: UInt, alignment: UInt, zeroed: Bool) -> RawPtr? {
   Heap.ensureInitialized()
   let mitigations = Heap.state.pointee.mitigations
   let destination = Route.decide(size: size, alignment: alignment, overhead: mitigations.overhead)
-  if let p = allocate(size, alignment: alignment, zeroed: zeroed, at: destination, mitigations) { return p }
+  if let p = allocate(size, alignment: alignment, zeroed: zeroed, at: destination, mitigations) {
+    if swm_live_on() != 0 { Live.tick() }  // the live page (API/Live.swift)
+    return p
+  }
   if case .impossible = destination {
     swm_errno_set(swm_ENOMEM())
     return nil
@@ -206,9 +209,11 @@ func freeSpanBlock(_ pointer: RawPtr?, call: StaticString) {
   switch span.pointee.kind {
   case SpanKind.pageRun:
     PageHeap.freeRun(span)
+    if swm_live_on() != 0 { Live.tick() }
   case SpanKind.mmap:
     Options.mmapBlockFreed(bytes: span.pointee.userPages &<< OSMemory.pageShift)
     LargeBlocks.free(span)
+    if swm_live_on() != 0 { Live.tick() }
   case SpanKind.zero:
     return  // a zero-size block: nothing to give back
   default:

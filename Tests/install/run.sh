@@ -64,9 +64,10 @@ check "LICENSE is the MIT licence" grep -q '^MIT License' LICENSE
 
 # ------------------------------------------------------------------ install
 check "make install DESTDIR PREFIX=/usr (no Swift needed after make)" \
-  "$MAKE" -s --no-print-directory install DESTDIR="$DEST" PREFIX=/usr SWIFTC=/nonexistent/swiftc
+  "$MAKE" -s --no-print-directory install DESTDIR="$DEST" PREFIX=/usr SWIFTC=/nonexistent/swiftc SWIFT=/nonexistent/swift
 L=$DEST/usr/lib
-expected="usr/include/swiftmalloc.h
+expected="usr/bin/swiftmalloc
+usr/include/swiftmalloc.h
 usr/lib/libswiftmalloc-secure.so
 usr/lib/libswiftmalloc-secure.so.$MAJOR
 usr/lib/libswiftmalloc-secure.so.$VERSION
@@ -75,9 +76,10 @@ usr/lib/libswiftmalloc.so
 usr/lib/libswiftmalloc.so.$MAJOR
 usr/lib/libswiftmalloc.so.$VERSION
 usr/lib/pkgconfig/swiftmalloc.pc
+usr/libexec/swiftmalloc/spawn
 usr/share/man/man3/swiftmalloc.3"
 got=$(cd "$DEST" 2>/dev/null && find . \( -type f -o -type l \) | sed 's|^\./||' | LC_ALL=C sort)
-if [ "$got" = "$(echo "$expected" | LC_ALL=C sort)" ]; then pass "installed files are exactly the expected ten"
+if [ "$got" = "$(echo "$expected" | LC_ALL=C sort)" ]; then pass "installed files are exactly the expected twelve"
 else fail "installed files differ from the expected ones"; diff <(echo "$expected" | LC_ALL=C sort) <(echo "$got") | sed 's/^/    | /'; fi
 for lib in libswiftmalloc libswiftmalloc-secure; do
   if [ "$(readlink "$L/$lib.so.$MAJOR")" = "$lib.so.$VERSION" ] && [ "$(readlink "$L/$lib.so")" = "$lib.so.$MAJOR" ] \
@@ -97,6 +99,15 @@ check "swiftmalloc.pc names the MIT licence" grep -qi 'MIT licen' "$L/pkgconfig/
 check "man page names the MIT licence" grep -q 'SPDX-License-Identifier: MIT' "$DEST/usr/share/man/man3/swiftmalloc.3"
 check "man page is the one in the repository (docs/swiftmalloc.3)" cmp "$DEST/usr/share/man/man3/swiftmalloc.3" docs/swiftmalloc.3
 check "man page .TH carries version $VERSION" grep -q "^\.TH SWIFTMALLOC 3 .*\"swiftmalloc $VERSION\"" docs/swiftmalloc.3
+
+# The command finds the installed library beside itself (PREFIX/bin/../lib).
+cli_out=$("$DEST/usr/bin/swiftmalloc" run --stats json -- true 2>&1)
+cli_status=$?
+if [ -x "$DEST/usr/bin/swiftmalloc" ] && [ "$cli_status" = 0 ] && ! echo "$cli_out" | grep -q 'cannot find'; then
+  pass "bin/swiftmalloc runs a program on the installed library ($L)"
+else fail "bin/swiftmalloc run -- true (status $cli_status)" "$(echo "$cli_out" | head -5 | tr '\n' ' ')"; fi
+if "$DEST/usr/bin/swiftmalloc" --version 2>&1 | grep -qx "$VERSION"; then pass "bin/swiftmalloc --version is $VERSION"
+else fail "bin/swiftmalloc --version" "$("$DEST/usr/bin/swiftmalloc" --version 2>&1)"; fi
 
 # --------------------------------------------------------------- pkg-config
 export PKG_CONFIG_PATH=$L/pkgconfig PKG_CONFIG_SYSROOT_DIR=$DEST
@@ -225,7 +236,7 @@ else fail "make uninstall left" "$(echo $left)"; fi
 
 # The default PREFIX is /usr/local.
 DEST2=$TMP/dest2
-check "make install DESTDIR (default PREFIX)" "$MAKE" -s --no-print-directory install DESTDIR="$DEST2" SWIFTC=/nonexistent/swiftc
+check "make install DESTDIR (default PREFIX)" "$MAKE" -s --no-print-directory install DESTDIR="$DEST2" SWIFTC=/nonexistent/swiftc SWIFT=/nonexistent/swift
 if [ -f "$DEST2/usr/local/lib/libswiftmalloc.so.$VERSION" ] && [ -f "$DEST2/usr/local/lib/pkgconfig/swiftmalloc.pc" ] \
    && grep -qx 'prefix=/usr/local' "$DEST2/usr/local/lib/pkgconfig/swiftmalloc.pc"; then
   pass "default PREFIX is /usr/local (library, swiftmalloc.pc with prefix=/usr/local)"

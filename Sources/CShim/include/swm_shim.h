@@ -418,5 +418,7 @@ void swm_warn(const char *text, const char *name, const char *value);
 
 /* The pool family's helpers (futex condition, clock, slab registry). */
 #include "swm_pool_shim.h"
+/* The live page of SWIFTMALLOC_LIVE=1 (live.c, API/Live.swift). */
+#include "swm_live.h"
 
 #endif

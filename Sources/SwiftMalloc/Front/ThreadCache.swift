@@ -132,7 +132,7 @@ enum ThreadCache {
       bin.pointee.head = head
       bin.pointee.count = taken
       let block = pop(bin)
-      afterSlowPath(cache)  // may shrink this very bin: pop first
+      afterSlowPath(cache, sizeClass)  // may shrink this very bin: pop first
       return block
     }
     return pop(bin)
@@ -175,19 +175,21 @@ enum ThreadCache {
       let excess = bin.pointee.count &- bin.pointee.limit
       releaseBatch(bin, sizeClass: sizeClass, count: max(min(UInt32(swm_class_batch_size(sizeClass)), bin.pointee.count),
                                                           excess))
-      afterSlowPath(cache)
+      afterSlowPath(cache, sizeClass)
     }
   }
 
-  /// What every refill and overflow is followed by: the budget check, and
+  /// What every refill and overflow is followed by: the budget check,
   /// every 16th time the page heap's decay (whose time has come even when
-  /// no span is freed, in a program the caches serve).
+  /// no span is freed, in a program the caches serve), and the live page
+  /// when there is one (API/Live.swift).
   @inline(__always)
-  private static func afterSlowPath(_ cache: RawPtr) {
+  private static func afterSlowPath(_ cache: RawPtr, _ sizeClass: UInt32) {
     Budget.check(cache)
     let header = header(cache)
     header.pointee.slowPaths &+= 1
     if header.pointee.slowPaths & 15 == 0 { PageHeap.tick() }
+    if swm_live_on() != 0 { Live.classChanged(sizeClass) }
   }
 
   /// The most blocks a bin may hold: two batches, or more up to 128 KiB.
