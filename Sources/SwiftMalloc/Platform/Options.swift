@@ -66,7 +66,7 @@ enum Options {
   /// glibc's DEFAULT_MMAP_MAX.
   static let defaultMmapMax: UInt = 65536
   /// Dirty free pages the page heap may keep (bytes).
-  static let defaultDirtyLimit: UInt = 32 << 20
+  static let defaultDirtyLimit: UInt = 64 << 20
   /// Free pages unused for this long are decommitted (ms).
   static let decayMilliseconds: UInt = 5000
   /// glibc's upper bound for M_MMAP_THRESHOLD on 64-bit (HEAP_MAX_SIZE / 2).
