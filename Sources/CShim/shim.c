@@ -98,16 +98,18 @@ static void swm_background_start(void);
 static _Atomic int swm_background_running;
 
 static void swm_fork_child(void) {
+  if (swm_tls_forking) {
+    swm_tls_forking = 0;
+    swmcore_fork_reset_all();
+    if (_IO_list_resetlock != NULL) _IO_list_resetlock();
+  }
   /* the purge thread is not copied: a child that asked for it gets its own */
   if (atomic_exchange_explicit(&swm_background_running, 0, memory_order_relaxed)) swm_background_start();
-  if (!swm_tls_forking) return;
-  swm_tls_forking = 0;
-  swmcore_fork_reset_all();
-  if (_IO_list_resetlock != NULL) _IO_list_resetlock();
 }
 
-/* Registers the fork handlers (once) and makes the thread-exit key. Called
- * by the first allocation, after initialisation and with no allocator lock
+/* Registers the fork handlers, once (the thread-exit key is made by the
+ * first thread cache: swm_thread_register). Called by the first
+ * allocation, after initialisation and with no allocator lock
  * held (pthread_atfork may allocate), and again by the constructor: fork
  * protection exists from the first allocation, even one made by another
  * library's constructor before ours ran. Registered that early, our prepare
