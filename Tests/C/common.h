@@ -303,6 +303,25 @@ static inline int run_self_env(const char *argv0, const char *mode, const char *
   return status;
 }
 
+/* A child mode of heap.c and options.c: 0 when a block of `not_mmapped`
+ * bytes comes from the heap and one of `mmapped` bytes is an mmap block
+ * (mallinfo2's hblkhd), i.e. the mmap threshold lies between them. */
+static inline int child_threshold(size_t not_mmapped, size_t mmapped) {
+  struct mallinfo2 a = mallinfo2();
+  void *p = malloc(V(not_mmapped));
+  if (!p) return 3;
+  memset(p, 1, not_mmapped);
+  struct mallinfo2 b = mallinfo2();
+  if (b.hblkhd != a.hblkhd) { fprintf(stderr, "child: %zu-byte block was mmapped\n", not_mmapped); return 1; }
+  void *q = malloc(V(mmapped));
+  if (!q) return 3;
+  struct mallinfo2 c = mallinfo2();
+  if (c.hblkhd < b.hblkhd + mmapped) { fprintf(stderr, "child: %zu-byte block was not mmapped\n", mmapped); return 2; }
+  free(q);
+  free(p);
+  return 0;
+}
+
 static inline int text_lines(const char *s) {
   int n = 0;
   for (; *s; s++) n += *s == '\n';

@@ -151,69 +151,11 @@ static void test_malloc_trim_rss(void) {
 static pid_t last_child;  /* the pid of run_self's last child */
 
 /* Runs this program with `assignment` added to the environment and argv[1] =
- * mode; captures its stderr. Returns the wait status. */
+ * mode (common.h's run_self_env); captures its stderr. The wait status. */
 static int run_self(const char *assignment, const char *mode, char *err, size_t cap) {
-  extern char **environ;
-  size_t n = 0;
-  while (environ[n]) n++;
-  char **env = calloc(n + 2, sizeof *env);
-  REQUIRE(env != NULL, "calloc env");
-  size_t k = 0;
-  size_t namelen = strcspn(assignment, "=") + 1;
-  for (size_t i = 0; i < n; i++)
-    if (strncmp(environ[i], assignment, namelen) != 0 && strncmp(environ[i], "SWIFTMALLOC_", 12) != 0)
-      env[k++] = environ[i];
-  env[k++] = (char *)assignment;
-  env[k] = NULL;
-  int fds[2];
-  REQUIRE(pipe(fds) == 0, "pipe");
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = fork();
-  REQUIRE(pid >= 0, "fork");
-  if (pid == 0) {
-    close(fds[0]);
-    dup2(fds[1], 2);
-    int null = open("/dev/null", O_WRONLY);
-    dup2(null, 1);
-    char *argv[] = {"heap", (char *)mode, NULL};
-    execve("/proc/self/exe", argv, env);
-    _exit(127);
-  }
-  close(fds[1]);
-  last_child = pid;
-  size_t got = 0;
-  ssize_t r;
-  while (got < cap - 1 && (r = read(fds[0], err + got, cap - 1 - got)) > 0) got += (size_t)r;
-  err[got] = 0;
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  free(env);
-  return status;
-}
-
-static int count_lines(const char *s) {
-  int n = 0;
-  for (; *s; s++) n += *s == '\n';
-  return n;
-}
-
-/* Child modes: exit 0 when the threshold behaves as expected. */
-static int child_threshold(size_t not_mmapped, size_t mmapped) {
-  struct mallinfo2 a = mallinfo2();
-  void *p = malloc(V(not_mmapped));
-  if (!p) return 3;
-  memset(p, 1, not_mmapped);
-  struct mallinfo2 b = mallinfo2();
-  if (b.hblkhd != a.hblkhd) { fprintf(stderr, "child: %zu-byte block was mmapped\n", not_mmapped); return 1; }
-  void *q = malloc(V(mmapped));
-  if (!q) return 3;
-  struct mallinfo2 c = mallinfo2();
-  if (c.hblkhd < b.hblkhd + mmapped) { fprintf(stderr, "child: %zu-byte block was not mmapped\n", mmapped); return 2; }
-  free(q);
-  free(p);
-  return 0;
+  int st = run_self_env("heap", mode, (const char *const[]){assignment, NULL}, err, cap, &last_child);
+  REQUIRE(st != -1, "run_self %s", mode);
+  return st;
 }
 
 static void test_environment(void) {
@@ -234,8 +176,8 @@ static void test_environment(void) {
   describe_status(st, desc, sizeof desc);
   CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
         "SWIFTMALLOC_MMAP_THRESHOLD=banana: the default threshold (128 KiB) should apply: child %s", desc);
-  CHECK(count_lines(err) == 1 && err[strlen(err) - 1] == '\n',
-        "SWIFTMALLOC_MMAP_THRESHOLD=banana: want exactly one warning line, got %d lines: %s", count_lines(err), err);
+  CHECK(text_lines(err) == 1 && err[strlen(err) - 1] == '\n',
+        "SWIFTMALLOC_MMAP_THRESHOLD=banana: want exactly one warning line, got %d lines: %s", text_lines(err), err);
   CHECK(strstr(err, "SWIFTMALLOC_MMAP_THRESHOLD") != NULL, "the warning does not name the variable: %s", err);
   CHECK(strncmp(err, "swiftmalloc: ", 13) == 0, "the warning does not start with 'swiftmalloc: ': %s", err);
 
@@ -255,7 +197,7 @@ static void test_environment(void) {
         "SWIFTMALLOC_STATS=1: stderr at exit is not '%s...', glibc's report, then ours: %.120s", head, err);
 
   st = run_self("SWIFTMALLOC_TRIM_THRESHOLD=12Q", "--child-default", err, sizeof err);
-  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && count_lines(err) == 1 &&
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && text_lines(err) == 1 &&
             strstr(err, "SWIFTMALLOC_TRIM_THRESHOLD") != NULL,
         "SWIFTMALLOC_TRIM_THRESHOLD=12Q: want one warning line and a working program, got: %s", err);
 }

@@ -137,38 +137,18 @@ static int purge_child(void) {
   for (int i = 0; i < N; i++) free(v[i]);
   long before = rss_kib();
   sleep(1);
-  printf("%ld\n", before - rss_kib());
+  fprintf(stderr, "%ld\n", before - rss_kib());
   return 0;
 }
 
-/* KiB of RSS the purge child gave back while idle, with `assignment` set. */
+/* KiB of RSS the purge child gave back while idle, with `assignment` set
+ * (no trimming of the sbrk top: the pages stay free in the heap). */
 static long purge_drop(const char *assignment) {
-  int fds[2];
-  REQUIRE(pipe(fds) == 0, "pipe");
-  fflush(stdout);
-  pid_t pid = fork();
-  REQUIRE(pid >= 0, "fork");
-  if (pid == 0) {
-    dup2(fds[1], 1);
-    char *argv[] = {"memory", "--purge-child", NULL};
-    /* no trimming of the sbrk top: the pages stay free in the heap */
-    char *env[5] = {"SWIFTMALLOC_DECAY_MS=200", "SWIFTMALLOC_TRIM_THRESHOLD=1G", NULL, NULL, NULL};
-    int k = 2;
-    if (assignment) env[k++] = (char *)assignment;
-    static char preload[4096];
-    const char *ld = getenv("LD_PRELOAD");
-    if (ld) { snprintf(preload, sizeof preload, "LD_PRELOAD=%s", ld); env[k++] = preload; }
-    execve("/proc/self/exe", argv, env);
-    _exit(127);
-  }
-  close(fds[1]);
-  char buf[64] = {0};
-  ssize_t got = read(fds[0], buf, sizeof buf - 1);
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && got > 0, "purge child failed (status %d)", status);
-  return atol(buf);
+  char out[64];
+  const char *vars[] = {"SWIFTMALLOC_DECAY_MS=200", "SWIFTMALLOC_TRIM_THRESHOLD=1G", assignment, NULL};
+  int st = run_self_env("memory", "--purge-child", vars, out, sizeof out, NULL);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && out[0], "purge child failed (status %d)", st);
+  return atol(out);
 }
 
 /* SWIFTMALLOC_BACKGROUND_PURGE=1: an idle process gives its free pages back

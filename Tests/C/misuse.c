@@ -159,12 +159,6 @@ static void run_case(void *arg) {
   _exit(0);
 }
 
-static int count_lines(const char *s) {
-  int n = 0;
-  for (; *s; s++) n += *s == '\n';
-  return n;
-}
-
 int main(void) {
   t_init("misuse");
   bad_pointer = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -180,7 +174,7 @@ int main(void) {
     int aborted = WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
     CHECK(aborted, "%s: child ended with %s, want SIGABRT; stderr: %s", m->name, desc, err);
     if (!ours) continue;
-    CHECK(count_lines(err) == 1, "%s: want one line on stderr, got %d: %s", m->name, count_lines(err), err);
+    CHECK(text_lines(err) == 1, "%s: want one line on stderr, got %d: %s", m->name, text_lines(err), err);
     CHECK(strncmp(err, "swiftmalloc: ", 13) == 0, "%s: message does not start with 'swiftmalloc: ': %s", m->name,
           err);
     CHECK(strstr(err, m->call) != NULL, "%s: message does not name %s: %s", m->name, m->call, err);

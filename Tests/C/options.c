@@ -19,22 +19,6 @@
 
 /* MARK: the children: each returns 0 when it saw what its name says */
 
-static int child_threshold(size_t heap, size_t mmapped) {
-  struct mallinfo2 a = mallinfo2();
-  void *p = malloc(V(heap));
-  if (!p) return 3;
-  memset(p, 1, heap);
-  struct mallinfo2 b = mallinfo2();
-  if (b.hblkhd != a.hblkhd) { fprintf(stderr, "child: %zu-byte block was mmapped\n", heap); return 1; }
-  void *q = malloc(V(mmapped));
-  if (!q) return 3;
-  struct mallinfo2 c = mallinfo2();
-  if (c.hblkhd < b.hblkhd + mmapped) { fprintf(stderr, "child: %zu-byte block was not mmapped\n", mmapped); return 2; }
-  free(q);
-  free(p);
-  return 0;
-}
-
 /* 0 when freeing 4 MiB of page runs at the top of the heap gave it back. */
 static int child_trims(void) {
   enum { N = 40 };
