@@ -29,6 +29,21 @@ finish() {
 }
 
 # Every path of a LD_PRELOAD value must exist.
+# A server script's pid (SERVER) and scratch folder (WORK): stop_server
+# kills and removes them (and forgets them); stop_server_on_exit makes sure
+# that happens however the script ends.
+stop_server() {
+  if [ -n "$SERVER" ] && kill -0 "$SERVER" 2> /dev/null; then kill -KILL "$SERVER" 2> /dev/null; fi
+  [ -n "$WORK" ] && rm -rf "$WORK"
+  SERVER=""
+  WORK=""
+}
+stop_server_on_exit() {
+  SERVER=""
+  WORK=""
+  trap stop_server EXIT
+}
+
 check_libs() { # preload-value...
   local v f
   for v in "$@"; do

@@ -29,13 +29,7 @@ check_libs "$LIB_DEFAULT" "$LIB_SECURE"
 need_pkg memcached memcached || { fail "memcached: cannot install memcached"; finish; }
 KV="python3 Tests/stress/kv.py"
 
-SERVER=""
-WORK=""
-cleanup() {
-  if [ -n "$SERVER" ] && kill -0 "$SERVER" 2> /dev/null; then kill -KILL "$SERVER" 2> /dev/null; fi
-  [ -n "$WORK" ] && rm -rf "$WORK"
-}
-trap cleanup EXIT
+stop_server_on_exit
 
 for kind in "${kinds[@]}"; do
   if [ "$kind" = secure ]; then lib=$LIB_SECURE; else lib=$LIB_DEFAULT; fi
@@ -59,7 +53,7 @@ for kind in "${kinds[@]}"; do
   done
   if [ $up = 0 ]; then
     fail "$tag: server did not accept a connection (log $log)"; tail -n 20 "$log"
-    cleanup; SERVER=""; WORK=""; continue
+    stop_server; continue
   fi
   info "$tag: $(memcached -V) pid $SERVER on 127.0.0.1:$PORT, $lib"
   missing=""
@@ -102,7 +96,6 @@ for kind in "${kinds[@]}"; do
     fail "$tag: shutdown: exit status $status (log $log)"
     grep 'swiftmalloc' "$log" | head -n 5
   fi
-  cleanup
-  SERVER=""; WORK=""
+  stop_server
 done
 finish

@@ -47,13 +47,7 @@ KV="python3 Tests/stress/kv.py"
 RESULTS=$OUT/redis-results.txt
 : > "$RESULTS"
 
-SERVER=""
-WORK=""
-cleanup() {
-  if [ -n "$SERVER" ] && kill -0 "$SERVER" 2> /dev/null; then kill -KILL "$SERVER" 2> /dev/null; fi
-  [ -n "$WORK" ] && rm -rf "$WORK"
-}
-trap cleanup EXIT
+stop_server_on_exit
 
 rss_kib() { awk '/^VmRSS/ { print $2 }' /proc/"$1"/status 2> /dev/null; }
 cli() { timeout 60 redis-cli -h 127.0.0.1 -p "$PORT" "$@"; }
@@ -87,7 +81,7 @@ one_kind() {
   done
   if [ "$(cli PING 2> /dev/null)" != PONG ]; then
     fail "$tag: server did not answer PING (log $log)"; tail -n 20 "$log"
-    cleanup; SERVER=""; return
+    stop_server; return
   fi
   info "$tag: redis-server $(redis-server --version | awk '{print $3}' | cut -d= -f2) pid $SERVER on 127.0.0.1:$PORT, ${lib:-nothing preloaded (baseline)}"
 
@@ -245,8 +239,7 @@ one_kind() {
   if [ -n "$(ls -A "$WORK" 2> /dev/null | grep -v '^dump.rdb$\|^stop$\|^bgsave$')" ]; then
     info "$tag: other files in the server directory: $(ls "$WORK" | tr '\n' ' ')"
   fi
-  cleanup
-  SERVER=""; WORK=""
+  stop_server
 }
 
 for kind in "${kinds[@]}"; do
