@@ -13,7 +13,9 @@ import CShim
 // The parent releases everything; the child resets every lock, since the
 // threads that waited on them do not exist there. The child keeps its own
 // thread cache; other threads' caches are unreachable there (as their
-// threads are) and stay allocated.
+// threads are) and stay allocated, but their inboxes are closed and emptied
+// into the central lists, so blocks the child frees from their spans are
+// not sent where no thread will ever take them.
 
 /// Calls `body` on every lock of the pools (but the registry's) and of the
 /// engine, in the order fork takes them; the caller holds the registry lock.
@@ -62,4 +64,5 @@ func swmcore_fork_unlock_all() {
 func swmcore_fork_reset_all() {
   forEachForkLock({ swm_lock_reset($0) }, spin: { swm_pool_spin_reset($0) })
   swm_lock_reset(registryLock)
+  Remote.closeOtherInboxes()
 }

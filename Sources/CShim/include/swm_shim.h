@@ -21,6 +21,7 @@
 #include <sys/syscall.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #include "swm_size_classes.h"
 
@@ -76,6 +77,18 @@ static inline uintptr_t swm_atomic_exchange(uintptr_t *p, uintptr_t v) {
 }
 static inline void swm_atomic_store_relaxed(uintptr_t *p, uintptr_t v) {
   atomic_store_explicit((_Atomic uintptr_t *)p, v, memory_order_relaxed);
+}
+/* Sequentially consistent compare-and-swap (on failure *expected gets the
+ * value seen) and or: the remote-free inboxes (ThreadCache+Remote.swift). */
+static inline bool swm_atomic_cas_full(uintptr_t *p, uintptr_t *expected, uintptr_t desired) {
+  return atomic_compare_exchange_weak_explicit((_Atomic uintptr_t *)p, expected, desired, memory_order_seq_cst,
+                                               memory_order_seq_cst);
+}
+static inline uintptr_t swm_atomic_or(uintptr_t *p, uintptr_t v) {
+  return atomic_fetch_or_explicit((_Atomic uintptr_t *)p, v, memory_order_seq_cst);
+}
+static inline uintptr_t swm_atomic_and(uintptr_t *p, uintptr_t v) {
+  return atomic_fetch_and_explicit((_Atomic uintptr_t *)p, v, memory_order_seq_cst);
 }
 /* *p = max(*p, v), atomically (peaks of counters). */
 static inline void swm_atomic_max(uintptr_t *p, uintptr_t v) {
@@ -344,7 +357,7 @@ typedef struct {
   size_t blocks_per_span;
   size_t spans;            /* spans of the class, full ones included */
   size_t in_use;           /* blocks the program holds */
-  size_t cached;           /* free blocks in thread caches (bins and outgoing lists; read racily) */
+  size_t cached;           /* free blocks in thread caches (bins, outgoing lists, inboxes; read racily) */
   size_t central;          /* free blocks in the central list, never-used ones of its spans included */
   size_t quarantined;      /* freed blocks in secure mode's quarantine */
   size_t waste;            /* bytes of the spans' tails, which no block covers */

@@ -99,7 +99,7 @@ enum Stats {
     return (central, tails, cached)
   }
 
-  /// Adds every live thread cache's blocks (bins and outgoing lists) to
+  /// Adds every live thread cache's blocks (bins, outgoing lists, inboxes) to
   /// the classes' `cached` (meta lock: the list of caches).
   private static func countCachedBlocks(_ classes: UnsafeMutablePointer<swm_class_report_t>) {
     swm_lock(Meta.lock)
@@ -108,7 +108,9 @@ enum Stats {
       let bins = cache.assumingMemoryBound(to: Bin.self)
       var c: UInt32 = 1
       while c < UInt32(SWM_NUM_CLASSES) {
+        let inbox = swm_atomic_load_relaxed(Remote.count(Remote.inbox(cache), c))
         classes[Int(c)].cached &+= Int(bins[Int(c)].count) &+ Int(ThreadCache.outgoing(cache, c).pointee.count)
+          &+ Int(truncatingIfNeeded: inbox)
         c &+= 1
       }
       cursor = ThreadCache.header(cache).pointee.next

@@ -5,8 +5,13 @@ import CShim
 /// Allocator metadata (Span structs, thread caches) comes from here, never
 /// from malloc: bump allocation from 1 MiB mmap chunks, freed objects kept on
 /// one free list per kind. Under the meta lock. Memory is never returned.
+///
+/// Thread caches come first from the cache region (Meta+CacheRegion.swift),
+/// where a cache's 32-bit id (ThreadCache.id) is enough to find it again,
+/// so that other threads can send it the blocks they free from its spans.
 enum Meta {
-  /// Under the meta lock, but `bytes` (atomic: the page map adds its leaves).
+  /// Under the meta lock, but `bytes` (atomic: the page map adds its leaves)
+  /// and `cacheBump` (written under the lock, read by anyone).
   struct State {
     var bump: UInt
     var end: UInt
@@ -19,6 +24,14 @@ enum Meta {
     /// chunks handed out by the bump pointer (written, so resident).
     var mmapCalls: UInt
     var bumpedBytes: UInt
+    /// The cache region: [cacheBase, cacheEnd) reserved in one 4 GiB-aligned
+    /// window, read-write up to cacheCommitted, handed out up to cacheBump.
+    var cacheBase: UInt
+    var cacheCommitted: UInt
+    var cacheBump: UInt
+    var cacheEnd: UInt
+    /// Set once the region has been tried (it may have failed).
+    var cacheRegionTried: Bool
   }
 
   @inline(__always) static var state: UnsafeMutablePointer<State> {
@@ -33,7 +46,12 @@ enum Meta {
 
   static let chunkBytes: UInt = 1 << 20
   static let spanBytes: UInt = 64
-  static var cacheBytes: UInt { (UInt(ThreadCache.bytes) &+ 63) & ~63 }
+  /// Every cache takes a power-of-two slot (a multiple of 64 bytes).
+  static var cacheBytes: UInt {
+    var slot: UInt = 64
+    while slot < UInt(ThreadCache.bytes) { slot &<<= 1 }
+    return slot
+  }
 
   @inline(__always) static var lock: UnsafeMutablePointer<swm_lock_t> { swm_lock_at(swm_lock_index_meta()) }
 
@@ -54,7 +72,7 @@ enum Meta {
 
   static func allocCache() -> RawPtr? {
     swm_lock(lock)
-    let p = take(cacheBytes, freeList: &state.pointee.freeCaches)
+    let p = takeCache()
     if let p {
       state.pointee.liveCaches &+= 1
       Budget.link(p)  // after the count: the share shrinks
@@ -72,7 +90,14 @@ enum Meta {
     swm_unlock(lock)
   }
 
-  private static func take(_ bytes: UInt, freeList: inout RawPtr?) -> RawPtr? {
+  /// A zeroed cache: a freed one, else a new slot of the cache region, else
+  /// (no region, or it is full) one from the chunks (meta lock held).
+  private static func takeCache() -> RawPtr? {
+    if state.pointee.freeCaches == nil, let p = takeRegionSlot() { return p }
+    return take(cacheBytes, freeList: &state.pointee.freeCaches)
+  }
+
+  static func take(_ bytes: UInt, freeList: inout RawPtr?) -> RawPtr? {
     if let p = freeList {
       freeList = p.load(as: RawPtr?.self)
       p.initializeMemory(as: UInt8.self, repeating: 0, count: Int(bytes))

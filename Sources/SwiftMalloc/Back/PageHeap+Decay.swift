@@ -56,6 +56,7 @@ extension PageHeap {
   /// milliseconds until the next round.
   static func backgroundRound() -> UInt {
     LargeBlocks.trimCache(all: false)
+    Remote.reclaimIdle()
     swm_lock(lock)
     decayOld(now: UInt(swm_now_ms()))
     swm_unlock(lock)

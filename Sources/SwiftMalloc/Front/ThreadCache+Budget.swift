@@ -37,6 +37,8 @@ enum Budget {
     var share: UInt
     var capacity: UInt
     var live: RawPtr?
+    /// When Remote.reclaimIdle last ran (ms, swm_now_ms; atomic).
+    var lastReclaim: UInt
   }
 
   static let defaultBudget: UInt = 4 << 20

@@ -18,10 +18,12 @@ struct Bin {
 
 /// A thread cache is an array of SWM_NUM_CLASSES bins (the TLS slot points at
 /// bin 0, so the fast paths index it directly), then as many outgoing lists
-/// (Bins too; `limit` unused), then a small header. A bin holds blocks of
-/// spans this thread owns (Span.owner), for reuse here; an outgoing list
-/// holds blocks this thread freed from other threads' spans, given back to
-/// the central list a batch at a time and never reused here.
+/// (Outgoing), a small header and, on a cache line of its own, the inbox
+/// (Inbox, ThreadCache+Remote.swift). A bin holds blocks of spans this
+/// thread owns (Span.owner), for reuse here; an outgoing list holds blocks
+/// this thread freed from another thread's spans, sent to that thread's
+/// inbox a batch at a time and never reused here; the inbox receives what
+/// other threads freed from this thread's spans, for its bins.
 /// Until the thread's first slow path its slot holds the fresh sentinel
 /// (swm_fresh_cache: empty bins, limit 0, so both fast paths miss); the slow
 /// path creates the cache. The pthread key destructor gives the cache back
@@ -47,9 +49,17 @@ enum ThreadCache {
     var prev: RawPtr?
     /// Slow paths taken, for PageHeap.tick.
     var slowPaths: UInt
+    /// `slowPaths`, and the inbox's pending classes it left, when
+    /// Remote.reclaimIdle last looked (meta lock).
+    var slowPathsAtReclaim: UInt
+    var pendingAtReclaim: UInt
   }
   static let binsBytes = MemoryLayout<Bin>.stride * Int(SWM_NUM_CLASSES)
-  static let bytes = 2 * binsBytes + MemoryLayout<Header>.stride
+  static let outgoingBytes = MemoryLayout<Outgoing>.stride * Int(SWM_NUM_CLASSES)
+  static let headerOffset = binsBytes + outgoingBytes
+  /// The inbox starts a cache line of its own: other threads write it.
+  static let inboxOffset = (headerOffset + MemoryLayout<Header>.stride + 63) & ~63
+  static let bytes = inboxOffset + MemoryLayout<Inbox>.stride
 
   @inline(__always)
   static var dead: RawPtr { UnsafeMutableRawPointer(withUnsafeMutablePointer(to: &Heap.state.pointee.deadCache) { $0 }) }
@@ -64,12 +74,12 @@ enum ThreadCache {
 
   @inline(__always)
   static func header(_ cache: RawPtr) -> UnsafeMutablePointer<Header> {
-    (cache + 2 * binsBytes).assumingMemoryBound(to: Header.self)
+    (cache + headerOffset).assumingMemoryBound(to: Header.self)
   }
 
   @inline(__always)
-  static func outgoing(_ cache: RawPtr, _ sizeClass: UInt32) -> UnsafeMutablePointer<Bin> {
-    (cache + binsBytes).assumingMemoryBound(to: Bin.self) + Int(sizeClass)
+  static func outgoing(_ cache: RawPtr, _ sizeClass: UInt32) -> UnsafeMutablePointer<Outgoing> {
+    (cache + binsBytes).assumingMemoryBound(to: Outgoing.self) + Int(sizeClass)
   }
 
   /// The owner tag spans carry for this cache (Span.owner): the low 32 bits
@@ -125,6 +135,12 @@ enum ThreadCache {
       // frees, a consumer, pile up 128 KiB per class that it never reuses.)
       let cap = limitCap(sizeClass)
       if bin.pointee.limit < cap { Budget.grow(cache, sizeClass, to: min(cap, bin.pointee.limit &+ batch)) }
+      // blocks other threads freed from this thread's spans come first
+      if Remote.receive(cache, sizeClass, into: bin) {
+        let block = pop(bin)
+        afterSlowPath(cache, sizeClass)
+        return block
+      }
       // a batch, or what the limit allows (the popped block does not count)
       let want = min(batch, bin.pointee.limit &+ 1)
       let (head, taken) = Central.fetch(sizeClass, count: want, owner: id(cache))
@@ -157,16 +173,7 @@ enum ThreadCache {
       Central.release(sizeClass, head: block)
       return
     }
-    if owner != id(cache) {
-      let out = outgoing(cache, sizeClass)
-      block.storeBytes(of: out.pointee.head, as: RawPtr?.self)
-      out.pointee.head = block
-      out.pointee.count &+= 1
-      if out.pointee.count >= UInt32(swm_class_batch_size(sizeClass)) {
-        releaseBatch(out, sizeClass: sizeClass, count: out.pointee.count)
-      }
-      return
-    }
+    if owner != id(cache) { return Remote.send(block, cache: cache, sizeClass: sizeClass, owner: owner) }
     let bin = cache.assumingMemoryBound(to: Bin.self) + Int(sizeClass)
     block.storeBytes(of: bin.pointee.head, as: RawPtr?.self)
     bin.pointee.head = block
@@ -188,7 +195,10 @@ enum ThreadCache {
     Budget.check(cache)
     let header = header(cache)
     header.pointee.slowPaths &+= 1
-    if header.pointee.slowPaths & 15 == 0 { PageHeap.tick() }
+    if header.pointee.slowPaths & 15 == 0 {
+      PageHeap.tick()
+      Remote.tick()
+    }
     if swm_live_on() != 0 { Live.classChanged(sizeClass) }
   }
 
@@ -206,17 +216,19 @@ enum ThreadCache {
     bin.pointee.count &-= n
   }
 
-  /// Empties every bin and outgoing list of `cache` into the central lists.
-  static func flush(_ cache: RawPtr) {
+  /// Empties every bin and inbox list of `cache` into the central lists
+  /// and sends every outgoing list; with `closing` (thread exit), the inbox
+  /// accepts nothing more.
+  static func flush(_ cache: RawPtr, closing: Bool = false) {
     let bins = cache.assumingMemoryBound(to: Bin.self)
     var c: UInt32 = 1
     while c < UInt32(SWM_NUM_CLASSES) {
       let bin = bins + Int(c)
       if bin.pointee.count > 0 { releaseBatch(bin, sizeClass: c, count: bin.pointee.count) }
-      let out = outgoing(cache, c)
-      if out.pointee.count > 0 { releaseBatch(out, sizeClass: c, count: out.pointee.count) }
+      Remote.flush(outgoing(cache, c), sizeClass: c)
       c &+= 1
     }
+    Remote.drain(cache, closing: closing)
   }
 }
 
@@ -224,7 +236,7 @@ enum ThreadCache {
 @c(swmcore_thread_exit)
 func swmcore_thread_exit(_ cache: RawPtr) {
   if cache == ThreadCache.dead { return }
-  ThreadCache.flush(cache)
+  ThreadCache.flush(cache, closing: true)
   Budget.retire(cache)
   swm_tls_set(ThreadCache.dead)
   Meta.freeCache(cache)

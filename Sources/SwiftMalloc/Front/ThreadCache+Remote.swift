@@ -1,0 +1,225 @@
+import CShim
+
+// See Malloc.swift for an overview.
+
+/// Blocks this thread freed from spans another cache owns, all for one
+/// owner (`destination`, a ThreadCache.id), linked through word 0, most
+/// recent first. Sent to that owner's inbox a batch at a time (one atomic
+/// operation per batch), or to the central list when it has no inbox.
+///
+/// Invariants: `count` is the length of the list; `tail` is its last block
+/// (nil exactly when the list is empty); `destination` is meaningful only
+/// while the list is not empty.
+struct Outgoing {
+  var head: RawPtr?
+  var tail: RawPtr?
+  var count: UInt32
+  var destination: UInt32
+}
+
+/// Where other threads send the blocks they free from this cache's spans
+/// (snmalloc's and mimalloc's message passing, in our own shape): one
+/// multi-producer list per size class, pushed with a compare-and-swap of a
+/// whole batch (its tail linked to the old head) and taken whole with one
+/// exchange, so no lock is held and no Span is touched on either side. The
+/// owner takes its lists on its slow paths (the class it refills, and every
+/// class whose bit is set in `pending`) into its bins; thread exit closes
+/// them (`closed`), and any thread may steal the lists of an idle cache for
+/// the central lists (Remote.reclaimIdle). Taking by exchange is safe with
+/// any number of takers, so none needs a lock; a push never succeeds on a
+/// closed list (it goes to the central list instead).
+///
+/// Invariants: `heads[c]` is 0 (empty), `closed`, or the head of a list of
+/// free blocks of class c (word 1 of each holds its freed tag) linked
+/// through word 0 and ending with nil; `counts[c]` is the list's length,
+/// give or take the batches in flight (it is added after a push and taken
+/// off after a take, for the statistics only); bit c of `pending` is set
+/// after a push to heads[c], cleared by the one who takes it.
+struct Inbox {
+  var pending: UInt
+  var heads: ClassArray<UInt>
+  var counts: ClassArray<UInt>
+
+  /// The value of a closed list: the cache's thread has exited.
+  static let closed: UInt = 1
+}
+
+enum Remote {
+  @inline(__always)
+  static func inbox(_ cache: RawPtr) -> UnsafeMutablePointer<Inbox> {
+    (cache + ThreadCache.inboxOffset).assumingMemoryBound(to: Inbox.self)
+  }
+
+  @inline(__always)
+  static func head(_ inbox: UnsafeMutablePointer<Inbox>, _ sizeClass: UInt32) -> UnsafeMutablePointer<UInt> {
+    UnsafeMutableRawPointer(inbox).advanced(by: MemoryLayout<UInt>.stride &* (1 &+ Int(sizeClass)))
+      .assumingMemoryBound(to: UInt.self)
+  }
+
+  @inline(__always)
+  static func count(_ inbox: UnsafeMutablePointer<Inbox>, _ sizeClass: UInt32) -> UnsafeMutablePointer<UInt> {
+    head(inbox, sizeClass) + Int(SWM_NUM_CLASSES)
+  }
+
+  /// Adds a block freed from a span of `owner` (not this cache) to the
+  /// outgoing list; the list goes out when it reaches a batch, or when the
+  /// next block is for another owner.
+  @inline(__always)
+  static func send(_ block: RawPtr, cache: RawPtr, sizeClass: UInt32, owner: UInt32) {
+    let out = ThreadCache.outgoing(cache, sizeClass)
+    if out.pointee.count != 0 && out.pointee.destination != owner { flush(out, sizeClass: sizeClass) }
+    block.storeBytes(of: out.pointee.head, as: RawPtr?.self)
+    if out.pointee.head == nil {
+      out.pointee.tail = block
+      out.pointee.destination = owner
+    }
+    out.pointee.head = block
+    out.pointee.count &+= 1
+    if out.pointee.count >= UInt32(swm_class_batch_size(sizeClass)) { flush(out, sizeClass: sizeClass) }
+  }
+
+  /// Sends an outgoing list to its owner's inbox, or to the central list
+  /// when the owner has none (no owner, a cache outside the region, exited).
+  static func flush(_ out: UnsafeMutablePointer<Outgoing>, sizeClass: UInt32) {
+    guard let head = out.pointee.head else { return }
+    let sent = Meta.cache(forID: out.pointee.destination).map {
+      push(inbox($0), sizeClass, head: head, tail: out.pointee.tail.unsafelyUnwrapped, count: out.pointee.count)
+    } ?? false
+    if !sent { Central.release(sizeClass, head: head) }
+    out.pointee.head = nil
+    out.pointee.tail = nil
+    out.pointee.count = 0
+  }
+
+  /// Pushes a list on an inbox; false when the inbox is closed.
+  private static func push(_ inbox: UnsafeMutablePointer<Inbox>, _ sizeClass: UInt32, head: RawPtr, tail: RawPtr,
+                           count: UInt32) -> Bool {
+    let slot = Remote.head(inbox, sizeClass)
+    var old = swm_atomic_load_relaxed(slot)
+    repeat {
+      if old == Inbox.closed { return false }
+      tail.storeBytes(of: old, as: UInt.self)
+    } while !swm_atomic_cas_full(slot, &old, UInt(bitPattern: head))
+    _ = swm_atomic_add(Remote.count(inbox, sizeClass), UInt(count))
+    let bit: UInt = 1 &<< UInt(sizeClass)
+    if swm_atomic_load_relaxed(&inbox.pointee.pending) & bit == 0 { _ = swm_atomic_or(&inbox.pointee.pending, bit) }
+    return true
+  }
+
+  /// Takes the whole list of one class (nil when empty or closed); with
+  /// `closing`, leaves the list closed.
+  static func take(_ inbox: UnsafeMutablePointer<Inbox>, _ sizeClass: UInt32, closing: Bool = false) -> RawPtr? {
+    let slot = head(inbox, sizeClass)
+    var value = swm_atomic_load_relaxed(slot)
+    while true {
+      if value == Inbox.closed || (value == 0 && !closing) { return nil }
+      if swm_atomic_cas_full(slot, &value, closing ? Inbox.closed : 0) { break }
+    }
+    let list = RawPtr(bitPattern: value)
+    if list != nil { swm_atomic_store_relaxed(count(inbox, sizeClass), 0) }
+    return list
+  }
+
+  /// The owner's refill of an empty bin: the whole inbox list of its class,
+  /// whatever the bin's limit (the blocks are this thread's, freed
+  /// elsewhere; a working set that comes back through the inbox is served
+  /// from it without the central list; a later local free beyond the limit
+  /// gives the excess back). True when the bin got blocks.
+  @inline(__always)
+  static func receive(_ cache: RawPtr, _ sizeClass: UInt32, into bin: UnsafeMutablePointer<Bin>) -> Bool {
+    let inbox = inbox(cache)
+    if swm_atomic_load_relaxed(&inbox.pointee.pending) & (1 &<< UInt(sizeClass)) == 0 { return false }
+    return receiveSlow(inbox, sizeClass, into: bin)
+  }
+
+  @inline(never)
+  private static func receiveSlow(_ inbox: UnsafeMutablePointer<Inbox>, _ sizeClass: UInt32,
+                                  into bin: UnsafeMutablePointer<Bin>) -> Bool {
+    _ = swm_atomic_and(&inbox.pointee.pending, ~(1 &<< UInt(sizeClass)))
+    guard let list = take(inbox, sizeClass) else { return false }
+    var n: UInt32 = 1
+    var last = list
+    while let next = last.load(as: RawPtr?.self) {
+      last = next
+      n &+= 1
+    }
+    last.storeBytes(of: bin.pointee.head, as: RawPtr?.self)
+    bin.pointee.head = list
+    bin.pointee.count &+= n
+    return true
+  }
+
+  /// Gives every inbox list of `cache` to the central lists; with
+  /// `closing` (thread exit, a fork child's other threads), closes them.
+  static func drain(_ cache: RawPtr, closing: Bool) {
+    let inbox = inbox(cache)
+    var c: UInt32 = 1
+    while c < UInt32(SWM_NUM_CLASSES) {
+      if let list = take(inbox, c, closing: closing) { Central.release(c, head: list) }
+      c &+= 1
+    }
+    if !closing { _ = swm_atomic_exchange(&inbox.pointee.pending, 0) }
+  }
+
+  /// In a fork child: the inboxes of every cache but the caller's are
+  /// closed and emptied (their threads do not exist here).
+  static func closeOtherInboxes() {
+    let mine = ThreadCache.existing()
+    swm_lock(Meta.lock)
+    var cursor = Budget.state.pointee.live
+    swm_unlock(Meta.lock)
+    while let cache = cursor {
+      if cache != mine { drain(cache, closing: true) }
+      cursor = ThreadCache.header(cache).pointee.next
+    }
+  }
+
+  /// Runs reclaimIdle when a quarter of the decay time has passed since
+  /// the last run (one thread wins the turn).
+  static func tick() {
+    let now = UInt(swm_now_ms())
+    let last = swm_atomic_load_relaxed(&Budget.state.pointee.lastReclaim)
+    if now &- last < PageHeap.state.pointee.decayMilliseconds / 4 { return }
+    if swm_atomic_cas_weak(&Budget.state.pointee.lastReclaim, last, now) != 0 { reclaimIdle() }
+  }
+
+  /// Steals, for the central lists, the inbox lists nobody has taken for a
+  /// while: every list of a cache whose thread has taken no slow path since
+  /// the last call (idle, or blocked for good), and any list that was
+  /// waiting at the last call too (a class its owner no longer allocates),
+  /// so what other threads freed is not pinned behind its owner. Called
+  /// with the decay (Remote.tick, the background purge). The owner may take
+  /// its lists meanwhile: both sides take by exchange.
+  static func reclaimIdle() {
+    var found = InlineArray<16, RawPtr?>(repeating: nil)
+    var classes = InlineArray<16, UInt>(repeating: 0)
+    var n = 0
+    swm_lock(Meta.lock)
+    var cursor = Budget.state.pointee.live
+    while let cache = cursor, n < 16 {
+      let header = ThreadCache.header(cache)
+      let pending = swm_atomic_load_relaxed(&inbox(cache).pointee.pending)
+      let idle = header.pointee.slowPaths == header.pointee.slowPathsAtReclaim
+      let stale = idle ? pending : pending & header.pointee.pendingAtReclaim
+      if stale != 0 {
+        (found[n], classes[n]) = (cache, stale)
+        n &+= 1
+      }
+      header.pointee.slowPathsAtReclaim = header.pointee.slowPaths
+      header.pointee.pendingAtReclaim = pending & ~stale
+      cursor = header.pointee.next
+    }
+    swm_unlock(Meta.lock)
+    var i = 0
+    while i < n {
+      let inbox = inbox(found[i].unsafelyUnwrapped)
+      var stale = classes[i]
+      while stale != 0 {
+        let sizeClass = UInt32(stale.trailingZeroBitCount)
+        stale &= stale &- 1
+        if let list = take(inbox, sizeClass) { Central.release(sizeClass, head: list) }
+      }
+      i &+= 1
+    }
+  }
+}
