@@ -29,16 +29,24 @@ struct Outgoing {
 /// any number of takers, so none needs a lock; a push never succeeds on a
 /// closed list (it goes to the central list instead).
 ///
+/// An inbox list holds at most about what the owner's bin may (`limits`, a
+/// copy of the bins' limits): a sender that finds it full gives its batch
+/// to the central list instead, so blocks do not pile up behind an owner
+/// that takes them slower than they come, where no other thread could
+/// reuse them.
+///
 /// Invariants: `heads[c]` is 0 (empty), `closed`, or the head of a list of
 /// free blocks of class c (word 1 of each holds its freed tag) linked
 /// through word 0 and ending with nil; `counts[c]` is the list's length,
-/// give or take the batches in flight (it is added after a push and taken
-/// off after a take, for the statistics only); bit c of `pending` is set
-/// after a push to heads[c], cleared by the one who takes it.
+/// give or take the batches in flight (it is added after a push and reset
+/// after a take); bit c of `pending` is set after a push to heads[c],
+/// cleared by the one who takes it; `limits[c]` is bin c's limit (written
+/// by the owner with it, read racily by senders).
 struct Inbox {
   var pending: UInt
   var heads: ClassArray<UInt>
   var counts: ClassArray<UInt>
+  var limits: ClassArray<UInt32>
 
   /// The value of a closed list: the cache's thread has exited.
   static let closed: UInt = 1
@@ -91,10 +99,12 @@ enum Remote {
     out.pointee.count = 0
   }
 
-  /// Pushes a list on an inbox; false when the inbox is closed.
+  /// Pushes a list on an inbox; false when the inbox is closed or full.
   private static func push(_ inbox: UnsafeMutablePointer<Inbox>, _ sizeClass: UInt32, head: RawPtr, tail: RawPtr,
                            count: UInt32) -> Bool {
     let slot = Remote.head(inbox, sizeClass)
+    let limit = UInt(inbox.pointee.limits[Int(sizeClass)])
+    if swm_atomic_load_relaxed(Remote.count(inbox, sizeClass)) &+ UInt(count) > limit { return false }
     var old = swm_atomic_load_relaxed(slot)
     repeat {
       if old == Inbox.closed { return false }
@@ -120,11 +130,10 @@ enum Remote {
     return list
   }
 
-  /// The owner's refill of an empty bin: the whole inbox list of its class,
-  /// whatever the bin's limit (the blocks are this thread's, freed
-  /// elsewhere; a working set that comes back through the inbox is served
-  /// from it without the central list; a later local free beyond the limit
-  /// gives the excess back). True when the bin got blocks.
+  /// The owner's refill of an empty bin: the inbox list of its class, up
+  /// to the bin's limit (the rest to the central list). A working set that
+  /// comes back through the inbox is served from it without the central
+  /// list. True when the bin got blocks.
   @inline(__always)
   static func receive(_ cache: RawPtr, _ sizeClass: UInt32, into bin: UnsafeMutablePointer<Bin>) -> Bool {
     let inbox = inbox(cache)
@@ -136,17 +145,18 @@ enum Remote {
   private static func receiveSlow(_ inbox: UnsafeMutablePointer<Inbox>, _ sizeClass: UInt32,
                                   into bin: UnsafeMutablePointer<Bin>) -> Bool {
     _ = swm_atomic_and(&inbox.pointee.pending, ~(1 &<< UInt(sizeClass)))
-    guard let list = take(inbox, sizeClass) else { return false }
-    var n: UInt32 = 1
-    var last = list
-    while let next = last.load(as: RawPtr?.self) {
-      last = next
-      n &+= 1
+    guard var rest = take(inbox, sizeClass) else { return false }
+    while bin.pointee.count < bin.pointee.limit {
+      let block = rest
+      let next = block.load(as: RawPtr?.self)
+      block.storeBytes(of: bin.pointee.head, as: RawPtr?.self)
+      bin.pointee.head = block
+      bin.pointee.count &+= 1
+      guard let n = next else { return true }
+      rest = n
     }
-    last.storeBytes(of: bin.pointee.head, as: RawPtr?.self)
-    bin.pointee.head = list
-    bin.pointee.count &+= n
-    return true
+    Central.release(sizeClass, head: rest)
+    return bin.pointee.head != nil
   }
 
   /// Gives every inbox list of `cache` to the central lists; with
