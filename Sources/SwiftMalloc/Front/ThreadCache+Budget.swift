@@ -124,7 +124,7 @@ enum Budget {
     if (bin.pointee.limit == 0) != (limit == 0) { header.pointee.activeBins = limit == 0 ? header.pointee.activeBins &- 1 : header.pointee.activeBins &+ 1 }
     _ = swm_atomic_add(&state.pointee.capacity, delta)
     bin.pointee.limit = limit
-    Remote.inbox(cache).pointee.limits[Int(sizeClass)] = limit
+    Remote.setLimit(cache, sizeClass, binLimit: limit)
     if bin.pointee.count > limit {
       ThreadCache.releaseBatch(bin, sizeClass: sizeClass, count: bin.pointee.count &- limit)
     }

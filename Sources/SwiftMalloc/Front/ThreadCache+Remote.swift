@@ -29,19 +29,19 @@ struct Outgoing {
 /// any number of takers, so none needs a lock; a push never succeeds on a
 /// closed list (it goes to the central list instead).
 ///
-/// An inbox list holds at most about what the owner's bin may (`limits`, a
-/// copy of the bins' limits): a sender that finds it full gives its batch
-/// to the central list instead, so blocks do not pile up behind an owner
-/// that takes them slower than they come, where no other thread could
-/// reuse them.
+/// An inbox list holds at most one batch (`limits`, within the bin's
+/// limit): a sender that finds it full gives its batch to the central list
+/// instead, so blocks do not pile up behind an owner that takes them slower
+/// than they come, where no other thread could reuse them, and the inboxes
+/// add little to what the thread-cache budget lets a thread hold.
 ///
 /// Invariants: `heads[c]` is 0 (empty), `closed`, or the head of a list of
 /// free blocks of class c (word 1 of each holds its freed tag) linked
 /// through word 0 and ending with nil; `counts[c]` is the list's length,
 /// give or take the batches in flight (it is added after a push and reset
 /// after a take); bit c of `pending` is set after a push to heads[c],
-/// cleared by the one who takes it; `limits[c]` is bin c's limit (written
-/// by the owner with it, read racily by senders).
+/// cleared by the one who takes it; `limits[c]` is written by the owner
+/// with bin c's limit (Remote.setLimit), read racily by senders.
 struct Inbox {
   var pending: UInt
   var heads: ClassArray<UInt>
@@ -67,6 +67,12 @@ enum Remote {
   @inline(__always)
   static func count(_ inbox: UnsafeMutablePointer<Inbox>, _ sizeClass: UInt32) -> UnsafeMutablePointer<UInt> {
     head(inbox, sizeClass) + Int(SWM_NUM_CLASSES)
+  }
+
+  /// What an inbox list may hold: one batch (what a refill would take
+  /// from the central list), within the bin's limit.
+  static func setLimit(_ cache: RawPtr, _ sizeClass: UInt32, binLimit: UInt32) {
+    inbox(cache).pointee.limits[Int(sizeClass)] = min(binLimit, UInt32(swm_class_batch_size(sizeClass)))
   }
 
   /// Adds a block freed from a span of `owner` (not this cache) to the
