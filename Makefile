@@ -22,7 +22,7 @@ SWIFT_SOURCES := $(shell find Sources/SwiftMalloc -name '*.swift' | sort)
 SHIM_SOURCES  := $(SHIM)/shim.c $(SHIM)/os.c $(SHIM)/live.c $(SHIM)/state.c $(SHIM)/pools.c $(SHIM)/secure_off.c $(SHIM)/secure/secure_on.c $(SHIM)/exports/exports.c $(SHIM)/exports/cxx.c
 # exports/stats.c is part of exports.c (#include), so that a static link that
 # takes malloc takes the statistics and the report at exit with it.
-SHIM_HEADERS  := $(wildcard $(SHIM)/include/*.h) $(SHIM)/exports/swiftmalloc.h $(SHIM)/exports/stats.c
+SHIM_HEADERS  := $(wildcard $(SHIM)/include/*.h) $(SHIM)/exports/swiftmalloc.h $(SHIM)/exports/stats.c $(SHIM)/exports/mallctl.c
 
 SWIFTFLAGS := -enable-experimental-feature Embedded -wmo -O -parse-as-library \
               -module-name SwiftMalloc -enforce-exclusivity=unchecked \

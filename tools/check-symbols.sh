@@ -15,7 +15,7 @@ if [ -n "$bad" ]; then echo "check-symbols: $lib imports symbols that recurse or
 strong_cxx=$(nm -D --undefined-only "$lib" | awk '$1 == "U" && $2 ~ /^_Z/ {print $2}')
 if [ -n "$strong_cxx" ]; then echo "check-symbols: $lib imports C++ runtime symbols strongly (a C program could not load it):"; echo "$strong_cxx"; fail=1; fi
 defined=$(nm -D --defined-only "$lib" | awk '{print $3}' | sed 's/@.*//')
-public='^(malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|free_sized|free_aligned_sized|mallopt|malloc_trim|mallinfo|mallinfo2|malloc_stats|malloc_info|__libc_(malloc|free|calloc|realloc|memalign|valloc|pvalloc)|cfree|swm_[a-z_0-9]+|_Z(nw|na)m(RKSt9nothrow_t|St11align_val_t|St11align_val_tRKSt9nothrow_t)?|_Z(dl|da)Pvm?(St11align_val_t)?|_Z(dl|da)Pv(St11align_val_t)?RKSt9nothrow_t)$'
+public='^(malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|free_sized|free_aligned_sized|mallopt|malloc_trim|mallinfo|mallinfo2|malloc_stats|malloc_info|__libc_(malloc|free|calloc|realloc|memalign|valloc|pvalloc)|cfree|mallctl|swm_[a-z_0-9]+|_Z(nw|na)m(RKSt9nothrow_t|St11align_val_t|St11align_val_tRKSt9nothrow_t)?|_Z(dl|da)Pvm?(St11align_val_t)?|_Z(dl|da)Pv(St11align_val_t)?RKSt9nothrow_t)$'
 extra=$(echo "$defined" | grep -vE "$public" || true)
 if [ -n "$extra" ]; then echo "check-symbols: $lib exports more than the public names:"; echo "$extra" | head -20; fail=1; fi
 for name in malloc free calloc realloc posix_memalign malloc_usable_size mallinfo2 __libc_malloc __libc_free cfree swm_malloc swm_version \

@@ -117,6 +117,7 @@ SWM_EXPORT struct mallinfo mallinfo(void) {
  * very object, so that a static link that takes malloc takes them too (and
  * never libc.a's malloc_stats beside our malloc). */
 #include "stats.c"
+#include "mallctl.c"
 
 /* MARK: version (swiftmalloc.h: SWIFTMALLOC_VERSION_MAJOR/MINOR/PATCH) */
 SWM_EXPORT const char *swm_version(void) { return SWIFTMALLOC_VERSION; }

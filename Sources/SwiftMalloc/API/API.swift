@@ -275,6 +275,13 @@ public func swmcore_malloc_trim(_ pad: UInt) -> Int32 {
   return PageHeap.trim(pad: pad) || kept != 0 ? 1 : 0
 }
 
+/// mallctl("thread.tcache.flush"): the calling thread's cache goes back to
+/// the central lists (and its inbox with it).
+@c(swmcore_thread_cache_flush)
+public func swmcore_thread_cache_flush() {
+  if let cache = ThreadCache.existing() { ThreadCache.flush(cache) }
+}
+
 @c(swmcore_collect_stats)
 public func swmcore_collect_stats(_ out: UnsafeMutablePointer<swm_stats_t>) {
   Heap.ensureInitialized()
