@@ -6,7 +6,9 @@
 //
 //   ThreadCache (Front/ThreadCache.swift)   one per thread, in an initial-exec
 //       TLS slot; an array of bins, one per size class, each a singly linked
-//       list of free blocks. No lock, no atomic.
+//       list of free blocks. No lock, no atomic on the fast paths. Beside
+//       them, the inbox: where other threads send the blocks they free from
+//       this thread's spans (ThreadCache+Remote.swift).
 //   CentralFreeList (Middle/CentralFreeList.swift)   one per size class,
 //       behind its own lock: the spans of that class that have free blocks.
 //       Blocks move between a thread cache and its central list in batches.
@@ -52,10 +54,13 @@
 // it is a size class, a page run (below the mmap threshold) or an mmap block.
 //
 // free(p): p's page-map slot gives its class and owner; a small block is
-// checked (block start, not already freed) and pushed on the thread cache's bin when this thread
-// owns the span (else on the cache's outgoing list for the central list); a
-// full bin gives a batch back to the central list, and a span whose blocks are all back goes to
-// the page heap, which coalesces it and trims the sbrk top.
+// checked (block start, not already freed) and pushed on the thread cache's
+// bin when this thread owns the span; else it goes on the cache's outgoing
+// list for its owner, which sends a batch at a time to the owner's inbox
+// (lock-free; Front/ThreadCache+Remote.swift), or to the central list when
+// the owner has none; a full bin gives a batch back to the central list, and
+// a span whose blocks are all back goes to the page heap, which coalesces it
+// and trims the sbrk top.
 //
 // The C exports (Sources/CShim/exports) forward each libc name and each swm_
 // name to the swmcore_ functions in API/; this file holds the two fast paths.
