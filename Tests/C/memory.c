@@ -22,7 +22,7 @@
 
 enum { THREADS = 300, CLASSES = 24, PER_CLASS = 64 };
 
-static pthread_barrier_t idle, done;
+static pthread_barrier_t start, idle, done;
 
 static size_t class_size(int k) {
   size_t s = (size_t)16 << (k / 2);
@@ -32,6 +32,14 @@ static size_t class_size(int k) {
 static void *idle_thread(void *arg) {
   (void)arg;
   void *v[PER_CLASS];
+  /* every thread has its cache before any works, so each works within the
+   * share of THREADS + 1 caches (an idle thread keeps what its share was at
+   * its last slow path: with caches made one by one as threads start work,
+   * the first ones would keep up to 4 MiB / k each) */
+  void *first = malloc(V(16));
+  sink(first);
+  free(first);
+  pthread_barrier_wait(&start);
   for (int k = 0; k < CLASSES; k++) {
     for (int i = 0; i < PER_CLASS; i++) { v[i] = malloc(V(class_size(k))); memset(v[i], 1, 16); }
     for (int i = 0; i < PER_CLASS; i++) free(v[i]);
@@ -42,6 +50,7 @@ static void *idle_thread(void *arg) {
 }
 
 static void test_idle_threads(void) {
+  pthread_barrier_init(&start, NULL, THREADS + 1);
   pthread_barrier_init(&idle, NULL, THREADS + 1);
   pthread_barrier_init(&done, NULL, THREADS + 1);
   pthread_attr_t attr;
@@ -50,6 +59,10 @@ static void test_idle_threads(void) {
   size_t before = mallinfo2().uordblks;
   static pthread_t t[THREADS];
   for (int i = 0; i < THREADS; i++) REQUIRE(pthread_create(&t[i], &attr, idle_thread, NULL) == 0, "thread %d", i);
+  void *mine = malloc(V(16));  /* a cache for this thread too: THREADS + 1 share the budget */
+  sink(mine);
+  free(mine);
+  pthread_barrier_wait(&start);
   pthread_barrier_wait(&idle);
   size_t during = mallinfo2().uordblks;
   pthread_barrier_wait(&done);
