@@ -70,6 +70,17 @@ enum Canary {
     }
   }
 
+  /// malloc's slow path with checked small blocks: a request that takes a
+  /// size class goes straight to `allocate`. nil (any other route, or no
+  /// memory) leaves the request to allocateSlow, which routes it and retries.
+  @inline(__always)
+  static func mallocSmall(_ n: UInt) -> RawPtr? {
+    guard case .sizeClass(let sizeClass) = Route.decide(size: n, overhead: Heap.state.pointee.mitigations.overhead),
+          let p = allocate(sizeClass, request: n, zeroed: false) else { return nil }
+    if swm_live_on() != 0 { Live.tick() }  // as allocateSlow does
+    return p
+  }
+
   /// The size the caller asked for; stops on a freed block (its trailer
   /// holds the freed tag) or an overwritten size word.
   static func requestedSize(_ p: RawPtr, sizeClass: UInt32, use: Ownership.Use, call: StaticString) -> UInt {
