@@ -66,7 +66,7 @@ enum Canary {
     let canary = (word & ~(0xff &<< shift)) & ~keep
     p.storeBytes(of: ((head & keep) | canary).littleEndian, toByteOffset: Int(first), as: UInt.self)
     if first &+ 8 < end {
-      (p + Int(first &+ 8)).initializeMemory(as: UInt.self, repeating: word, count: Int((end &- first &- 8) &>> 3))
+      (p + Int(first &+ 8)).initializeMemory(as: UInt8.self, repeating: canaryByte, count: Int(end &- first &- 8))  // memset
     }
   }
 
@@ -94,7 +94,8 @@ enum Canary {
 
   /// Checks the size word and every canary byte; returns the requested size.
   /// The canary's words are compared whole (the first one masked to the
-  /// bytes from n), their differences or-ed, one branch at the end.
+  /// bytes from n), their differences or-ed (a loop the compiler
+  /// vectorizes), one branch at the end.
   static func check(_ p: RawPtr, sizeClass: UInt32, use: Ownership.Use = .access, call: StaticString) -> UInt {
     let size = UInt(swm_class_to_size(sizeClass))
     let n = requestedSize(p, sizeClass: sizeClass, use: use, call: call)
@@ -105,14 +106,10 @@ enum Canary {
     let mine = ~0 &<< shift  // the canary's bytes of the first word
     let head = UInt(littleEndian: p.load(fromByteOffset: Int(first), as: UInt.self))
     var stray = (head ^ (word & ~(0xff &<< shift))) & mine
-    var i = first &+ 8
-    while i &+ 32 <= end {
-      stray |= (p.load(fromByteOffset: Int(i), as: UInt.self) ^ word) | (p.load(fromByteOffset: Int(i &+ 8), as: UInt.self) ^ word)
-        | (p.load(fromByteOffset: Int(i &+ 16), as: UInt.self) ^ word) | (p.load(fromByteOffset: Int(i &+ 24), as: UInt.self) ^ word)
-      i &+= 32
-    }
-    while i < end {
-      stray |= p.load(fromByteOffset: Int(i), as: UInt.self) ^ word
+    var i = Int(first) &+ 8  // Int offsets: no conversion check in the loop, so it vectorizes
+    let stop = Int(end)
+    while i < stop {
+      stray |= p.load(fromByteOffset: i, as: UInt.self) ^ word
       i &+= 8
     }
     if stray != 0 { Diagnostics.fatal(call, "heap overflow past the end of", p) }
