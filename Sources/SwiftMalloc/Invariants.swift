@@ -61,7 +61,8 @@ enum Invariants {
 
   /// CentralFreeList: `nonempty` holds spans of this class with `onList` set
   /// and a free or unbumped block; freeBlocks is their sum; every page of
-  /// each span carries the span's facts; only `keptEmpty` stays empty.
+  /// each span carries the span's facts; `emptySpans` counts its empty
+  /// spans, at most keptLimit.
   private static func checkCentral(_ sizeClass: UInt32) {
     let lock = swm_lock_at(sizeClass)
     swm_lock(lock)
@@ -70,6 +71,7 @@ enum Invariants {
     let size = UInt(swm_class_to_size(sizeClass))
     let objects = UInt(swm_class_span_objects(sizeClass))
     var freeBlocks: UInt = 0
+    var empty: UInt = 0
     var cursor = central.pointee.nonempty.head
     while let span = cursor {
       if span.pointee.kind != SpanKind.small || UInt32(span.pointee.sizeClass) != sizeClass || !span.pointee.onList {
@@ -85,16 +87,14 @@ enum Invariants {
       }
       let unbumped = (end &- span.pointee.bumpNext) / size
       if onFreeList &+ unbumped &+ UInt(span.pointee.used) != objects { fail("span block counts do not add up:", span) }
-      if span.pointee.used == 0 && span != central.pointee.keptEmpty {
-        fail("an empty span stays on the central list besides the kept one:", span)
-      }
+      if span.pointee.used == 0 { empty &+= 1 }
       checkFacts(span)
       freeBlocks &+= onFreeList &+ unbumped
       cursor = span.pointee.next
     }
     if freeBlocks != central.pointee.freeBlocks { fail("central freeBlocks differs from its spans", nil) }
-    if let kept = central.pointee.keptEmpty, kept.pointee.used != 0 || !kept.pointee.onList {
-      fail("the kept empty span is not empty or not listed:", kept)
+    if empty != central.pointee.emptySpans || empty > Central.keptLimit(sizeClass) {
+      fail("the central list keeps more empty spans than it counts or may keep", nil)
     }
   }
 

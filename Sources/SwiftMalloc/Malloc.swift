@@ -135,7 +135,9 @@ func deallocate(_ pointer: RawPtr?, call: StaticString) {
 
 @inline(never)
 func mallocSlow(_ size: UInt) -> RawPtr? {
-  allocateSlow(size, alignment: 16, zeroed: false)
+  // secure mode's small blocks skip the general routing (false before init)
+  if Heap.state.pointee.mitigations.checkedSmallBlocks, let p = Canary.mallocSmall(size) { return p }
+  return allocateSlow(size, alignment: 16, zeroed: false)
 }
 
 /// Serves a request by its route (Route.decide). Out of memory (a limit),

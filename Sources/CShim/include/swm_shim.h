@@ -213,6 +213,12 @@ static inline void *swm_sys_mremap(void *p, size_t old_len, size_t new_len, int 
   long r = swm_raw_syscall6(SYS_mremap, (long)p, (long)old_len, (long)new_len, may_move ? 1 /* MREMAP_MAYMOVE */ : 0, 0, 0);
   return swm_sys_failed(r) ? NULL : (void *)r;
 }
+/* Moves the pages of [p, p + len) to [target, target + len), replacing what
+ * was mapped there (MREMAP_MAYMOVE | MREMAP_FIXED); NULL when it fails. */
+static inline void *swm_sys_mremap_to(void *p, size_t len, void *target) {
+  long r = swm_raw_syscall6(SYS_mremap, (long)p, (long)len, (long)len, 1 | 2 /* MAYMOVE | FIXED */, (long)target, 0);
+  return swm_sys_failed(r) ? NULL : (void *)r;
+}
 static inline int swm_sys_madvise(void *p, size_t len, int advice) {
   return swm_sys_failed(SWM_SYSCALL(SYS_madvise, p, len, advice)) ? -1 : 0;
 }

@@ -75,6 +75,9 @@ public func swmcore_realloc(_ p: RawPtr?, _ size: UInt) -> RawPtr? {
       return nil
     case .move: break
     }
+  } else if mitigations.guardPages && span.pointee.kind == SpanKind.mmap && size > usable,
+            case .mmap = Route.decide(size: size), let q = LargeBlocks.moveGrowing(span, to: size) {
+    return q  // moved all the same, its pages by mremap
   }
   guard let q = allocate(size) else { return nil }
   q.copyMemory(from: p, byteCount: Int(min(usable, size)))

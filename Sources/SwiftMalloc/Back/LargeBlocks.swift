@@ -156,6 +156,24 @@ enum LargeBlocks {
     return moved
   }
 
+  /// Secure mode's realloc growth (Mitigations.guardPages: a block that
+  /// grows moves, to fresh guards): a new block of `size` bytes, with the
+  /// old block's pages moved to its start by mremap instead of copied, then
+  /// the old block (and its guards) unmapped. nil, with the old block
+  /// intact, when the new block cannot be had or the pages cannot move.
+  static func moveGrowing(_ span: SpanPtr, to size: UInt) -> RawPtr? {
+    let old = RawPtr(bitPattern: span.pointee.start)
+    let oldBytes = Int(span.pointee.userPages &<< OSMemory.pageShift)
+    guard let q = allocate(size, alignment: OSMemory.pageSize, zeroed: nil) else { return nil }
+    count(&state.pointee.mremapCalls)
+    if swm_sys_mremap_to(old, oldBytes, q) == nil {
+      free(PageMap.lookup(UInt(bitPattern: q))!)  // allocate put it in the page map
+      return nil
+    }
+    free(span)
+    return q
+  }
+
   // MARK: - the system calls, counted for the statistics
 
   private static func count(_ counter: UnsafeMutablePointer<UInt>) { _ = swm_atomic_add(counter, 1) }

@@ -9,16 +9,17 @@ import CShim
 /// - `nonempty` holds exactly the spans of this class with `onList` set: a
 ///   block on the span's free list or never-used space below its end.
 /// - `freeBlocks` = free-list blocks + unbumped blocks over all those spans.
-/// - A span whose `used` drops to 0 stays (on `nonempty`, as `keptEmpty`)
-///   while no other span of its class is kept so, so a class that cycles
+/// - A span whose `used` drops to 0 stays (on `nonempty`) while fewer than
+///   `keptLimit` spans of its class are kept so, so a class that cycles
 ///   around a span boundary does not go to the page heap each time; any
-///   further empty span goes back to the page heap at once. `keptEmpty` is
-///   cleared when blocks are fetched from it again.
+///   further empty span goes back to the page heap at once. `emptySpans`
+///   counts the spans on `nonempty` with `used` 0 (a new span only while
+///   fetch takes its first blocks, when no other span is listed).
 struct CentralFreeList {
   var nonempty: SpanList
   var spans: UInt
   var freeBlocks: UInt
-  var keptEmpty: SpanPtr?
+  var emptySpans: UInt
 }
 
 enum Central {
@@ -52,7 +53,7 @@ enum Central {
         span.pointee.owner = owner
         PageMap.setSmall(span)
       }
-      if span == central.pointee.keptEmpty { central.pointee.keptEmpty = nil }
+      if span.pointee.used == 0 && central.pointee.emptySpans != 0 { central.pointee.emptySpans &-= 1 }
       if span.pointee.freeList != nil && count &- taken > 1 { prefetchBlocks(span, size: size) }
       while taken < count, let block = span.pointee.freeList {
         span.pointee.freeList = decodeLink(block, span: span, sizeClass: sizeClass, keyBase: key)
@@ -117,8 +118,8 @@ enum Central {
         span.pointee.onList = true
       }
       if span.pointee.used == 0 {
-        if central.pointee.keptEmpty == nil {
-          central.pointee.keptEmpty = span
+        if central.pointee.emptySpans < keptLimit(sizeClass) {
+          central.pointee.emptySpans &+= 1
           continue
         }
         central.pointee.nonempty.remove(span)
@@ -159,20 +160,36 @@ enum Central {
     return x
   }
 
-  /// malloc_trim: the one empty span each class keeps goes to the page heap.
+  /// Empty spans a class keeps: one; with the quarantine, as many as one of
+  /// its batches can empty (up to Quarantine.batch blocks and about
+  /// Quarantine.batchBytes), since its blocks come back a batch at a time
+  /// and are taken again one by one, and in secure mode a span costs two
+  /// guard-page system calls to make and to give back.
+  @inline(__always)
+  static func keptLimit(_ sizeClass: UInt32) -> UInt {
+    if !Heap.state.pointee.mitigations.quarantine { return 1 }
+    let objects = UInt(swm_class_span_objects(sizeClass))
+    let blocks = min(Quarantine.batch, Quarantine.batchBytes / UInt(swm_class_to_size(sizeClass)) &+ 1)
+    return (blocks &+ objects &- 1) / objects &+ 1
+  }
+
+  /// malloc_trim: the empty spans each class keeps go to the page heap.
   static func releaseEmptySpans() {
     var c: UInt32 = 1
     while c < UInt32(SWM_NUM_CLASSES) {
       let lock = swm_lock_at(c)
       swm_lock(lock)
       let central = list(c)
-      if let span = central.pointee.keptEmpty {
-        central.pointee.keptEmpty = nil
+      var cursor = central.pointee.emptySpans != 0 ? central.pointee.nonempty.head : nil
+      while let span = cursor {
+        cursor = span.pointee.next
+        if span.pointee.used != 0 { continue }
         central.pointee.nonempty.remove(span)
         central.pointee.spans &-= 1
         central.pointee.freeBlocks &-= UInt(swm_class_span_objects(c))
         PageHeap.freeSpan(span)
       }
+      central.pointee.emptySpans = 0
       swm_unlock(lock)
       c &+= 1
     }

@@ -47,11 +47,38 @@ enum Canary {
     if zeroed { block.initializeMemory(as: UInt8.self, repeating: 0, count: Int(n)) }
     else if mitigations.perturbs { block.initializeMemory(as: UInt8.self, repeating: ~mitigations.perturbByte, count: Int(n)) }
     if mitigations.canaries {
-      (block + Int(n)).initializeMemory(as: UInt8.self, repeating: canaryByte, count: Int(size &- 8 &- n))
-      block.storeBytes(of: 0, toByteOffset: Int(n), as: UInt8.self)
+      writeCanary(block, request: n, end: size &- 8)
       block.storeBytes(of: n ^ sizeKey(block), toByteOffset: Int(size &- 8), as: UInt.self)
     }
     return block
+  }
+
+  /// The canary of bytes [n, end) in its words: the word holding byte n
+  /// (the caller's bytes below n kept) with byte n zero, then whole words.
+  /// (n + 8 <= end, end a multiple of 8; little-endian byte order in words.)
+  @inline(__always)
+  private static func writeCanary(_ p: RawPtr, request n: UInt, end: UInt) {
+    let word = UInt(canaryByte) &* 0x0101_0101_0101_0101
+    let first = n & ~7
+    let shift = (n & 7) &* 8
+    let keep: UInt = shift == 0 ? 0 : ~0 &>> (64 &- shift)  // the caller's bytes of the first word
+    let head = UInt(littleEndian: p.load(fromByteOffset: Int(first), as: UInt.self))
+    let canary = (word & ~(0xff &<< shift)) & ~keep
+    p.storeBytes(of: ((head & keep) | canary).littleEndian, toByteOffset: Int(first), as: UInt.self)
+    if first &+ 8 < end {
+      (p + Int(first &+ 8)).initializeMemory(as: UInt8.self, repeating: canaryByte, count: Int(end &- first &- 8))  // memset
+    }
+  }
+
+  /// malloc's slow path with checked small blocks: a request that takes a
+  /// size class goes straight to `allocate`. nil (any other route, or no
+  /// memory) leaves the request to allocateSlow, which routes it and retries.
+  @inline(__always)
+  static func mallocSmall(_ n: UInt) -> RawPtr? {
+    guard case .sizeClass(let sizeClass) = Route.decide(size: n, overhead: Heap.state.pointee.mitigations.overhead),
+          let p = allocate(sizeClass, request: n, zeroed: false) else { return nil }
+    if swm_live_on() != 0 { Live.tick() }  // as allocateSlow does
+    return p
   }
 
   /// The size the caller asked for; stops on a freed block (its trailer
@@ -66,27 +93,26 @@ enum Canary {
   }
 
   /// Checks the size word and every canary byte; returns the requested size.
+  /// The canary's words are compared whole (the first one masked to the
+  /// bytes from n), their differences or-ed (a loop the compiler
+  /// vectorizes), one branch at the end.
   static func check(_ p: RawPtr, sizeClass: UInt32, use: Ownership.Use = .access, call: StaticString) -> UInt {
     let size = UInt(swm_class_to_size(sizeClass))
     let n = requestedSize(p, sizeClass: sizeClass, use: use, call: call)
-    let canary = canaryByte
+    let word = UInt(canaryByte) &* 0x0101_0101_0101_0101
     let end = size &- 8  // the size word; blocks are 16-byte multiples, so end is 8-aligned
-    if p.load(fromByteOffset: Int(n), as: UInt8.self) != 0 { Diagnostics.fatal(call, "heap overflow past the end of", p) }
-    var i = n &+ 1
-    // bytes up to the first 8-byte boundary, then whole words
-    while i < end && i & 7 != 0 {
-      if p.load(fromByteOffset: Int(i), as: UInt8.self) != canary {
-        Diagnostics.fatal(call, "heap overflow past the end of", p)
-      }
-      i &+= 1
-    }
-    let word = UInt(canary) &* 0x0101_0101_0101_0101
-    while i < end {
-      if p.load(fromByteOffset: Int(i), as: UInt.self) != word {
-        Diagnostics.fatal(call, "heap overflow past the end of", p)
-      }
+    let first = n & ~7
+    let shift = (n & 7) &* 8
+    let mine = ~0 &<< shift  // the canary's bytes of the first word
+    let head = UInt(littleEndian: p.load(fromByteOffset: Int(first), as: UInt.self))
+    var stray = (head ^ (word & ~(0xff &<< shift))) & mine
+    var i = Int(first) &+ 8  // Int offsets: no conversion check in the loop, so it vectorizes
+    let stop = Int(end)
+    while i < stop {
+      stray |= p.load(fromByteOffset: i, as: UInt.self) ^ word
       i &+= 8
     }
+    if stray != 0 { Diagnostics.fatal(call, "heap overflow past the end of", p) }
     return n
   }
 
