@@ -66,7 +66,12 @@ static void test_errors(void) {
   CHECK(mallctl("arena.x.purge", NULL, NULL, NULL, 0) == ENOENT, "arena without a number");
   CHECK(mallctl("stats.nonsense", &v, &len, NULL, 0) == ENOENT, "unknown stat");
   len = 4;
-  CHECK(mallctl("stats.allocated", &v, &len, NULL, 0) == EINVAL, "wrong old length");
+  v = 0;
+  CHECK(mallctl("stats.allocated", &v, &len, NULL, 0) == EINVAL && len == 4 && v != 0,
+        "wrong old length: EINVAL, the first 4 bytes copied (len %zu, v %zu)", len, v);
+  CHECK(mallctl("stats.allocated", &v, NULL, NULL, 0) == 0, "oldp without oldlenp reads nothing");
+  CHECK(mallctl("stats.allocated", NULL, NULL, NULL, 8) == EPERM, "newlen given to a read-only name");
+  CHECK(mallctl("arena.0.purge", NULL, &len, NULL, 0) == EPERM, "oldlenp given to a purge");
   len = sizeof v;
   CHECK(mallctl("stats.allocated", &v, &len, &v, sizeof v) == EPERM, "write to a read-only stat");
   uint64_t e = 0;

@@ -23,9 +23,12 @@
  *   stats.resident        size_t: resident bytes of the heap, an upper bound.
  *   stats.mapped          size_t: bytes held from the OS.
  *   stats.retained        size_t: free bytes already given back (decommitted).
- * Errors, as jemalloc's: ENOENT for any other name; EINVAL when oldp is given
- * with *oldlenp not the value's size, or newp with newlen not its size;
- * EPERM for a value written to a read-only name. Nothing here allocates.
+ * Errors, as jemalloc 5's: ENOENT for any other name; EINVAL when *oldlenp is
+ * not the value's size (the first *oldlenp bytes of it are copied and
+ * *oldlenp says how many), or newp comes with newlen not its size; EPERM for
+ * newp or newlen given to a read-only name, and oldp or oldlenp given to a
+ * write-only one (the purges). A read needs both oldp and oldlenp (either
+ * NULL reads nothing). Nothing here allocates.
  */
 #include <string.h>
 
@@ -33,10 +36,16 @@ extern void swmcore_thread_cache_flush(void);
 
 static uint64_t swm_mallctl_epoch = 1;
 
-/* Copies a value out as jemalloc does: oldp NULL reads nothing. */
+/* Copies a value out as jemalloc does (its READ()): nothing without both
+ * oldp and oldlenp; a wrong length gets what fits, and EINVAL. */
 static int swm_mallctl_read(void *oldp, size_t *oldlenp, const void *value, size_t size) {
-  if (oldp == NULL) return 0;
-  if (oldlenp == NULL || *oldlenp != size) return EINVAL;
+  if (oldp == NULL || oldlenp == NULL) return 0;
+  if (*oldlenp != size) {
+    size_t copied = *oldlenp < size ? *oldlenp : size;
+    memcpy(oldp, value, copied);
+    *oldlenp = copied;
+    return EINVAL;
+  }
   memcpy(oldp, value, size);
   return 0;
 }
@@ -51,12 +60,12 @@ static int swm_mallctl_arena_purge(const char *name) {
   return strcmp(p, ".purge") == 0 || strcmp(p, ".decay") == 0;
 }
 
-static int swm_mallctl_stat(const char *name, void *oldp, size_t *oldlenp, void *newp) {
+static int swm_mallctl_stat(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen) {
   static const char *const names[] = {"allocated", "active", "resident", "mapped", "retained"};
   size_t which = 0;
   while (which < 5 && strcmp(name, names[which]) != 0) which++;
   if (which == 5) return ENOENT;
-  if (newp != NULL) return EPERM;
+  if (newp != NULL || newlen != 0) return EPERM;
   swm_report_t r;
   swmcore_collect_report(&r);
   size_t values[5] = {r.program, r.program + r.thread_caches + r.central, r.resident, r.requested, r.decommitted};
@@ -66,13 +75,13 @@ static int swm_mallctl_stat(const char *name, void *oldp, size_t *oldlenp, void 
 SWM_EXPORT int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen) {
   if (name == NULL) return ENOENT;
   if (swm_mallctl_arena_purge(name) || strcmp(name, "thread.tcache.flush") == 0) {
-    if (oldp != NULL || newp != NULL) return EPERM;
+    if (oldp != NULL || oldlenp != NULL || newp != NULL || newlen != 0) return EPERM;
     if (name[0] == 'a') swmcore_malloc_trim(0); else swmcore_thread_cache_flush();
     return 0;
   }
   if (strcmp(name, "arenas.narenas") == 0) {
     unsigned one = 1;
-    return newp != NULL ? EPERM : swm_mallctl_read(oldp, oldlenp, &one, sizeof one);
+    return newp != NULL || newlen != 0 ? EPERM : swm_mallctl_read(oldp, oldlenp, &one, sizeof one);
   }
   if (strcmp(name, "epoch") == 0) {
     if (newp != NULL) {
@@ -82,6 +91,6 @@ SWM_EXPORT int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp
     uint64_t now = __atomic_load_n(&swm_mallctl_epoch, __ATOMIC_RELAXED);
     return swm_mallctl_read(oldp, oldlenp, &now, sizeof now);
   }
-  if (strncmp(name, "stats.", 6) == 0) return swm_mallctl_stat(name + 6, oldp, oldlenp, newp);
+  if (strncmp(name, "stats.", 6) == 0) return swm_mallctl_stat(name + 6, oldp, oldlenp, newp, newlen);
   return ENOENT;
 }

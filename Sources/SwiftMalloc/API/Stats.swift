@@ -108,9 +108,9 @@ enum Stats {
       let bins = cache.assumingMemoryBound(to: Bin.self)
       var c: UInt32 = 1
       while c < UInt32(SWM_NUM_CLASSES) {
-        let inbox = swm_atomic_load_relaxed(Remote.count(Remote.inbox(cache), c))
+        let inbox = max(0, Int(bitPattern: swm_atomic_load_relaxed(Remote.count(Remote.inbox(cache), c))))
         classes[Int(c)].cached &+= Int(bins[Int(c)].count) &+ Int(ThreadCache.outgoing(cache, c).pointee.count)
-          &+ Int(truncatingIfNeeded: inbox)
+          &+ inbox
         c &+= 1
       }
       cursor = ThreadCache.header(cache).pointee.next

@@ -37,9 +37,11 @@ struct Outgoing {
 ///
 /// Invariants: `heads[c]` is 0 (empty), `closed`, or the head of a list of
 /// free blocks of class c (word 1 of each holds its freed tag) linked
-/// through word 0 and ending with nil; `counts[c]` is the list's length,
-/// give or take the batches in flight (it is added after a push and reset
-/// after a take); bit c of `pending` is set after a push to heads[c],
+/// through word 0 and ending with nil; `counts[c]` is at most the list's
+/// length plus the batches in flight (a sender adds before its push and
+/// takes back what a closed list refused; every take resets it, so a push
+/// that lands after the reset is counted short until the next take); bit c
+/// of `pending` is set after a push to heads[c],
 /// cleared by the one who takes it; `limits[c]` is written by the owner
 /// with bin c's limit (Remote.setLimit), read racily by senders.
 struct Inbox {
@@ -109,14 +111,27 @@ enum Remote {
   private static func push(_ inbox: UnsafeMutablePointer<Inbox>, _ sizeClass: UInt32, head: RawPtr, tail: RawPtr,
                            count: UInt32) -> Bool {
     let slot = Remote.head(inbox, sizeClass)
-    let limit = UInt(inbox.pointee.limits[Int(sizeClass)])
-    if swm_atomic_load_relaxed(Remote.count(inbox, sizeClass)) &+ UInt(count) > limit { return false }
+    let counter = Remote.count(inbox, sizeClass)
     var old = swm_atomic_load_relaxed(slot)
+    if old == Inbox.closed { return false }
+    // A count below zero (a sender that gave back its count after the slot
+    // was zeroed for a new cache) reads as empty until the next take.
+    let held = swm_atomic_load_relaxed(counter)
+    if Int(bitPattern: held) > 0 && held &+ UInt(count) > UInt(inbox.pointee.limits[Int(sizeClass)]) { return false }
+    // Counted before the push, so that the count never stays above what the
+    // list holds (a take resets it; a push it missed is counted short until
+    // the next take, which only lets the list hold a batch more).
+    _ = swm_atomic_add(counter, UInt(count))
     repeat {
-      if old == Inbox.closed { return false }
+      if old == Inbox.closed {
+        // the tail may point into a list the owner has taken since: the
+        // batch goes to the central list ending where it began
+        tail.storeBytes(of: nil, as: RawPtr?.self)
+        _ = swm_atomic_add(counter, 0 &- UInt(count))
+        return false
+      }
       tail.storeBytes(of: old, as: UInt.self)
     } while !swm_atomic_cas_full(slot, &old, UInt(bitPattern: head))
-    _ = swm_atomic_add(Remote.count(inbox, sizeClass), UInt(count))
     let bit: UInt = 1 &<< UInt(sizeClass)
     if swm_atomic_load_relaxed(&inbox.pointee.pending) & bit == 0 { _ = swm_atomic_or(&inbox.pointee.pending, bit) }
     return true
@@ -128,12 +143,15 @@ enum Remote {
     let slot = head(inbox, sizeClass)
     var value = swm_atomic_load_relaxed(slot)
     while true {
-      if value == Inbox.closed || (value == 0 && !closing) { return nil }
+      if value == Inbox.closed { return nil }
+      if value == 0 && !closing {
+        swm_atomic_store_relaxed(count(inbox, sizeClass), 0)
+        return nil
+      }
       if swm_atomic_cas_full(slot, &value, closing ? Inbox.closed : 0) { break }
     }
-    let list = RawPtr(bitPattern: value)
-    if list != nil { swm_atomic_store_relaxed(count(inbox, sizeClass), 0) }
-    return list
+    swm_atomic_store_relaxed(count(inbox, sizeClass), 0)
+    return RawPtr(bitPattern: value)
   }
 
   /// The owner's refill of an empty bin: the inbox list of its class, up
@@ -174,7 +192,7 @@ enum Remote {
       if let list = take(inbox, c, closing: closing) { Central.release(c, head: list) }
       c &+= 1
     }
-    if !closing { _ = swm_atomic_exchange(&inbox.pointee.pending, 0) }
+    _ = swm_atomic_exchange(&inbox.pointee.pending, 0)
   }
 
   /// In a fork child: the inboxes of every cache but the caller's are
@@ -205,37 +223,42 @@ enum Remote {
   /// waiting at the last call too (a class its owner no longer allocates),
   /// so what other threads freed is not pinned behind its owner. Called
   /// with the decay (Remote.tick, the background purge). The owner may take
-  /// its lists meanwhile: both sides take by exchange.
+  /// its lists meanwhile: both sides take by exchange. The lists are taken
+  /// and joined per class under the meta lock (which keeps the caches
+  /// listed), and given back after it (the class locks come before it).
   static func reclaimIdle() {
-    var found = InlineArray<16, RawPtr?>(repeating: nil)
-    var classes = InlineArray<16, UInt>(repeating: 0)
-    var n = 0
+    var stolen = ClassArray<RawPtr?>(repeating: nil)
     swm_lock(Meta.lock)
     var cursor = Budget.state.pointee.live
-    while let cache = cursor, n < 16 {
+    while let cache = cursor {
       let header = ThreadCache.header(cache)
-      let pending = swm_atomic_load_relaxed(&inbox(cache).pointee.pending)
+      let inbox = inbox(cache)
+      let pending = swm_atomic_load_relaxed(&inbox.pointee.pending)
       let idle = header.pointee.slowPaths == header.pointee.slowPathsAtReclaim
-      let stale = idle ? pending : pending & header.pointee.pendingAtReclaim
-      if stale != 0 {
-        (found[n], classes[n]) = (cache, stale)
-        n &+= 1
-      }
+      var stale = idle ? pending : pending & header.pointee.pendingAtReclaim
       header.pointee.slowPathsAtReclaim = header.pointee.slowPaths
       header.pointee.pendingAtReclaim = pending & ~stale
-      cursor = header.pointee.next
-    }
-    swm_unlock(Meta.lock)
-    var i = 0
-    while i < n {
-      let inbox = inbox(found[i].unsafelyUnwrapped)
-      var stale = classes[i]
+      if stale != 0 { _ = swm_atomic_and(&inbox.pointee.pending, ~stale) }
       while stale != 0 {
         let sizeClass = UInt32(stale.trailingZeroBitCount)
         stale &= stale &- 1
-        if let list = take(inbox, sizeClass) { Central.release(sizeClass, head: list) }
+        if let list = take(inbox, sizeClass) { join(list, onto: &stolen[Int(sizeClass)]) }
       }
-      i &+= 1
+      cursor = header.pointee.next
     }
+    swm_unlock(Meta.lock)
+    var c = 1
+    while c < Int(SWM_NUM_CLASSES) {
+      if let list = stolen[c] { Central.release(UInt32(c), head: list) }
+      c &+= 1
+    }
+  }
+
+  /// Puts `list` (ending with nil) in front of `onto`.
+  private static func join(_ list: RawPtr, onto: inout RawPtr?) {
+    var last = list
+    while let next = last.load(as: RawPtr?.self) { last = next }
+    last.storeBytes(of: onto, as: RawPtr?.self)
+    onto = list
   }
 }
