@@ -35,7 +35,7 @@ struct HeapState {
   var deadCache: ClassArray<Bin>
   var caches: Budget.State
   var central: ClassArray<CentralFreeList>
-  var pageHeap: PageHeap.State
+  var pageHeap: PageHeapState
   var large: LargeBlocks.State
   var zero: ZeroBlocks.State
   var os: OSMemory.State
@@ -72,6 +72,24 @@ enum Heap {
   private static func initialize() {
     initializeState()
     swm_lifecycle_init()
+  }
+
+  /// The process's page heap: its state here, over the OS (OSMemory),
+  /// behind the page-heap lock. Each layer above reaches it through this.
+  @inline(__always)
+  static var pageHeap: PageHeap<OSMemory> {
+    PageHeap(state: withUnsafeMutablePointer(to: &state.pointee.pageHeap) { $0 }, source: OSMemory(),
+             lock: swm_lock_at(swm_lock_index_pageheap()))
+  }
+
+  /// Decay for a program whose traffic the thread caches serve: their slow
+  /// paths call this now and then (ThreadCache). Kept mmap blocks past the
+  /// decay time are unmapped, and the page heap decays (never waiting for
+  /// its lock).
+  @inline(never)
+  static func tick() {
+    LargeBlocks.trimCache(all: false)
+    pageHeap.tick()
   }
 
   /// Gives the calling thread's cached blocks and every class's kept empty

@@ -172,9 +172,9 @@ private func allocate(_ size: UInt, alignment: UInt, zeroed: Bool, at destinatio
     if let p = LargeBlocks.allocate(size, alignment: max(alignment, OSMemory.pageSize), zeroed: zeroed ? true : nil) {
       return p
     }
-    return PageHeap.allocateRun(size, alignment: max(alignment, OSMemory.pageSize), zeroed: zeroed ? true : nil)
+    return allocateRun(size, alignment: alignment, zeroed: zeroed, mitigations)
   case .pageRun:
-    return PageHeap.allocateRun(size, alignment: max(alignment, OSMemory.pageSize), zeroed: zeroed ? true : nil)
+    return allocateRun(size, alignment: alignment, zeroed: zeroed, mitigations)
   case .zeroSize:
     if let p = ZeroBlocks.allocate(alignment: alignment) { return p }
     // no region (an address-space limit): an ordinary block of the smallest class
@@ -184,6 +184,15 @@ private func allocate(_ size: UInt, alignment: UInt, zeroed: Bool, at destinatio
     swm_errno_set(swm_ENOMEM())
     return nil
   }
+}
+
+/// A page run from the page heap (nil with ENOMEM set): with a guard page
+/// in secure mode, perturbed (MALLOC_PERTURB_) unless zeroed.
+private func allocateRun(_ size: UInt, alignment: UInt, zeroed: Bool, _ mitigations: Mitigations) -> RawPtr? {
+  guard let p = Heap.pageHeap.allocateRun(size, alignment: max(alignment, OSMemory.pageSize), zeroed: zeroed ? true : nil,
+                                          guardPage: mitigations.guardPages) else { return nil }
+  if !zeroed { Mitigations.perturb(p, size, freed: false) }
+  return p
 }
 
 /// A block of `sizeClass`: the thread cache's bin, else a refill.
@@ -213,7 +222,8 @@ func freeSpanBlock(_ pointer: RawPtr?, call: StaticString) {
   let span = Ownership.liveBlock(p, use: .release, call: call)
   switch span.pointee.kind {
   case SpanKind.pageRun:
-    PageHeap.freeRun(span)
+    Mitigations.perturb(RawPtr(bitPattern: span.pointee.start)!, span.pointee.userPages &<< OSMemory.pageShift, freed: true)
+    Heap.pageHeap.freeSpan(span)
     if swm_live_on() != 0 { Live.tick() }
   case SpanKind.mmap:
     Options.mmapBlockFreed(bytes: span.pointee.userPages &<< OSMemory.pageShift)
