@@ -30,7 +30,7 @@ enum Invariants {
   /// first and last page, not guarded, with no free neighbour of the same
   /// origin; freeBytes and cleanBytes are the sums. Any page heap: the
   /// process's, or one a unit test built over a buffer.
-  static func checkPageHeap<Source: PageSource>(_ heap: PageHeap<Source>) {
+  static func checkPageHeap<Site: PageHeapSite>(_ heap: PageHeap<Site>) {
     swm_lock(heap.lock)
     defer { swm_unlock(heap.lock) }
     var free: UInt = 0

@@ -3,14 +3,14 @@ import CShim
 // See Malloc.swift for an overview.
 
 /// The page heap: free spans, split to serve a request and coalesced with
-/// free neighbours on return. A value of it is a handle: its state, the page
-/// source it is handed (where fresh pages come from and how they go back:
-/// PageSource.swift) and its lock. The process has one, Heap.pageHeap (its
-/// state in HeapState, over OSMemory, behind the page-heap lock); a unit
-/// test builds its own over a buffer. It reaches below it only through
-/// `source`; the page map and the metadata arena (Span structs) it shares
-/// with every page heap, since they are indexed by address and each page
-/// heap's pages are its own.
+/// free neighbours on return. A value of it is a handle on its site
+/// (PageSource.swift): its state, its lock, and the page source it is
+/// handed (where fresh pages come from and how they go back). The process
+/// has one, Heap.pageHeap (its state in HeapState, over OSMemory, behind
+/// the page-heap lock); a unit test builds its own over a buffer. It
+/// reaches below it only through `source`; the page map and the metadata
+/// arena (Span structs) it shares with every page heap, since they are
+/// indexed by address and each page heap's pages are its own.
 ///
 /// Invariants (lock held):
 /// - `lists[n]` for 1 <= n <= exactLists holds free spans of exactly n pages;
@@ -28,28 +28,19 @@ import CShim
 /// - The top span (ending at source.topEnd) never holds more than
 ///   M_TRIM_THRESHOLD free bytes after a free: the excess goes back with
 ///   source.shrinkTop (keeping M_TOP_PAD).
-struct PageHeap<Source: PageSource> {
-  let state: UnsafeMutablePointer<PageHeapState>
+struct PageHeap<Site: PageHeapSite> {
+  let site: Site
+
+  @inline(__always) var state: UnsafeMutablePointer<PageHeapState> { site.state }
+  @inline(__always) var lock: UnsafeMutablePointer<swm_lock_t> { site.lock }
   /// The layer below: every page comes from it and goes back to it.
-  let source: Source
-  let lock: UnsafeMutablePointer<swm_lock_t>
+  @inline(__always) var source: Site.Source { site.source }
 
   @inline(__always) var exactLists: Int { PageHeapState.exactLists }
 
   @inline(__always)
   var lists: UnsafeMutablePointer<SpanList> {
     UnsafeMutableRawPointer(withUnsafeMutablePointer(to: &state.pointee.lists) { $0 }).assumingMemoryBound(to: SpanList.self)
-  }
-
-  /// Sets the trim threshold, M_TOP_PAD, the dirty limit and the decay
-  /// time (nil: unchanged).
-  func configure(trimThreshold: UInt?, topPad: UInt?, dirtyLimit: UInt? = nil, decay: UInt? = nil) {
-    swm_lock(lock)
-    if let trimThreshold { state.pointee.trimThreshold = trimThreshold }
-    if let topPad { state.pointee.topPad = topPad }
-    if let dirtyLimit { state.pointee.dirtyLimit = dirtyLimit }
-    if let decay { state.pointee.decayMilliseconds = decay }
-    swm_unlock(lock)
   }
 
   // MARK: - entry points that take the lock

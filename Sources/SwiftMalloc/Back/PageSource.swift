@@ -40,3 +40,29 @@ protocol PageSource {
   /// peaks).
   func grew()
 }
+
+/// Where a page heap lives and what it stands on: its state, its lock and
+/// its page source. PageHeap is generic over it so that the process's page
+/// heap (ProcessPageHeap, Heap.swift) is a value of no size whose state and
+/// lock are fixed addresses, as cheap as a static; a unit test's site holds
+/// the state, lock and source it built.
+protocol PageHeapSite {
+  associatedtype Source: PageSource
+  var state: UnsafeMutablePointer<PageHeapState> { get }
+  var lock: UnsafeMutablePointer<swm_lock_t> { get }
+  var source: Source { get }
+}
+
+extension PageHeapSite {
+  /// Sets the page heap's trim threshold and M_TOP_PAD (bytes), dirty limit
+  /// (bytes) and decay time (ms); nil leaves one unchanged. Options writes
+  /// them (configuration flows down, never back).
+  func configure(trimThreshold: UInt?, topPad: UInt?, dirtyLimit: UInt? = nil, decay: UInt? = nil) {
+    swm_lock(lock)
+    if let trimThreshold { state.pointee.trimThreshold = trimThreshold }
+    if let topPad { state.pointee.topPad = topPad }
+    if let dirtyLimit { state.pointee.dirtyLimit = dirtyLimit }
+    if let decay { state.pointee.decayMilliseconds = decay }
+    swm_unlock(lock)
+  }
+}
