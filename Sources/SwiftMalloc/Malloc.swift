@@ -14,7 +14,10 @@
 //       Blocks move between a thread cache and its central list in batches.
 //   PageHeap (Back/PageHeap.swift)   runs of free pages (spans), split on
 //       allocation, coalesced on free, behind one lock. Serves new spans for
-//       the central lists and page-run blocks for medium requests.
+//       the central lists and page-run blocks for medium requests. A value
+//       over its site (its state, lock and PageSource, Back/PageSource.swift):
+//       the process's is Heap.pageHeap, over OSMemory; a unit test builds
+//       one over a buffer.
 //   OSMemory (Platform/OSMemory.swift)   where pages come from: the sbrk heap,
 //       trimmed with a negative sbrk when more than M_TRIM_THRESHOLD lies free
 //       at its top; mmap regions when sbrk cannot grow.

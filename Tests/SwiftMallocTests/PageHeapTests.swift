@@ -112,6 +112,18 @@ struct TestPageHeap {
     return spans.sorted { $0.pointee.start < $1.pointee.start }
   }
 
+  /// Spans of these many pages, each required to start where the last
+  /// one ends (the premise of a test about neighbours: required, not hoped for).
+  func neighbours(_ counts: UInt...) throws -> [SpanPtr] {
+    var spans: [SpanPtr] = []
+    for pages in counts {
+      let span = try #require(heap.allocateSpan(pages: pages))
+      if let last = spans.last { try #require(span.pointee.start == last.pointee.end) }
+      spans.append(span)
+    }
+    return spans
+  }
+
   var freeBytes: UInt { heap.state.pointee.freeBytes }
   var dirtyBytes: UInt { heap.state.pointee.freeBytes - heap.state.pointee.cleanBytes }
   func pages(_ n: UInt) -> UInt { n * Self.page }
@@ -152,11 +164,8 @@ struct TestPageHeap {
   @Test func freeCoalescesWithBothNeighbours() throws {
     let t = TestPageHeap(topPad: 60 * 4096)
     defer { t.close() }
-    let a = try #require(t.heap.allocateSpan(pages: 4))
-    let b = try #require(t.heap.allocateSpan(pages: 4))
-    let c = try #require(t.heap.allocateSpan(pages: 4))
-    // adjacency is the premise of this test: required, not hoped for
-    try #require(b.pointee.start == a.pointee.end && c.pointee.start == b.pointee.end)
+    let spans = try t.neighbours(4, 4, 4)
+    let (a, b, c) = (spans[0], spans[1], spans[2])
     let (aStart, bStart, cStart) = (a.pointee.start, b.pointee.start, c.pointee.start)
     t.heap.freeSpan(a)  // b is in use: a stays a span of its own
     #expect(t.freeSpans().map { $0.pointee.pages } == [4, 52])
@@ -175,10 +184,8 @@ struct TestPageHeap {
   @Test func dirtyBytesDecayWithTheInjectedClock() throws {
     let t = TestPageHeap(topPad: 16 * 4096, decay: 1000)
     defer { t.close() }
-    let a = try #require(t.heap.allocateSpan(pages: 4))
-    let b = try #require(t.heap.allocateSpan(pages: 4))
-    let c = try #require(t.heap.allocateSpan(pages: 4))
-    try #require(b.pointee.start == a.pointee.end && c.pointee.start == b.pointee.end)
+    let spans = try t.neighbours(4, 4, 4)
+    let (a, b, c) = (spans[0], spans[1], spans[2])
     #expect(t.freeBytes == t.pages(8) && t.dirtyBytes == 0)  // fresh memory is clean
     t.log.clock = 100
     t.heap.freeSpan(a)  // handed out, so dirty
@@ -292,9 +299,8 @@ struct TestPageHeap {
   @Test func runsGrowAndShrinkInPlace() throws {
     let t = TestPageHeap(topPad: 32 * 4096)
     defer { t.close() }
-    let a = try #require(t.heap.allocateSpan(pages: 4))
-    let b = try #require(t.heap.allocateSpan(pages: 4))
-    try #require(b.pointee.start == a.pointee.end)
+    let spans = try t.neighbours(4, 4)
+    let (a, b) = (spans[0], spans[1])
     #expect(!t.heap.tryGrowInPlace(a, pages: 6))  // b is in the way
     #expect(t.heap.tryGrowInPlace(b, pages: 10))  // the free rest is after b
     #expect(b.pointee.pages == 10 && PageMap.lookup(b.pointee.end - 1) == b)
