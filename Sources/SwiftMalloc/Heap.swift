@@ -35,7 +35,7 @@ struct HeapState {
   var deadCache: ClassArray<Bin>
   var caches: Budget.State
   var central: ClassArray<CentralFreeList>
-  var pageHeap: PageHeap.State
+  var pageHeap: PageHeapState
   var large: LargeBlocks.State
   var zero: ZeroBlocks.State
   var os: OSMemory.State
@@ -74,6 +74,28 @@ enum Heap {
     swm_lifecycle_init()
   }
 
+  /// The process's page heap: its state here, over the OS (OSMemory),
+  /// behind the page-heap lock. Each layer above reaches it through this.
+  @inline(__always)
+  static var pageHeap: PageHeap<ProcessPageHeap> { PageHeap(site: pageHeapSite) }
+
+  /// Where the process's page heap lives, for Options to write its
+  /// settings (PageHeapSite.configure). Not through the generic handle:
+  /// Options runs first from a C constructor, which in the hosted test
+  /// build comes before the Swift runtime can instantiate generic types.
+  @inline(__always)
+  static var pageHeapSite: ProcessPageHeap { ProcessPageHeap() }
+
+  /// Decay for a program whose traffic the thread caches serve: their slow
+  /// paths call this now and then (ThreadCache). Kept mmap blocks past the
+  /// decay time are unmapped, and the page heap decays (never waiting for
+  /// its lock).
+  @inline(never)
+  static func tick() {
+    LargeBlocks.trimCache(all: false)
+    pageHeap.tick()
+  }
+
   /// Gives the calling thread's cached blocks and every class's kept empty
   /// span back to the page heap (malloc_trim, and before failing a request).
   static func releaseCachedMemory() {
@@ -95,4 +117,15 @@ enum Heap {
     state.pointee.keySecret = UInt(swm_sys_random())
     state.pointee.initialized = 1
   }
+}
+
+/// The process's page heap's site: its state in HeapState, the page-heap
+/// lock, the OS below it. It holds nothing: every address is fixed, so
+/// PageHeap<ProcessPageHeap> costs what static functions would.
+struct ProcessPageHeap: PageHeapSite {
+  @inline(__always) var state: UnsafeMutablePointer<PageHeapState> {
+    withUnsafeMutablePointer(to: &Heap.state.pointee.pageHeap) { $0 }
+  }
+  @inline(__always) var lock: UnsafeMutablePointer<swm_lock_t> { swm_lock_at(swm_lock_index_pageheap()) }
+  @inline(__always) var source: OSMemory { OSMemory() }
 }

@@ -13,7 +13,7 @@ import CShim
 enum Invariants {
   static func check() {
     Heap.ensureInitialized()
-    checkPageHeap()
+    checkPageHeap(Heap.pageHeap)
     var c: UInt32 = 1
     while c < UInt32(SWM_NUM_CLASSES) {
       checkCentral(c)
@@ -28,19 +28,20 @@ enum Invariants {
 
   /// PageHeap: every free span is on the list of its length, named by its
   /// first and last page, not guarded, with no free neighbour of the same
-  /// origin; freeBytes and cleanBytes are the sums.
-  private static func checkPageHeap() {
-    swm_lock(PageHeap.lock)
-    defer { swm_unlock(PageHeap.lock) }
+  /// origin; freeBytes and cleanBytes are the sums. Any page heap: the
+  /// process's, or one a unit test built over a buffer.
+  static func checkPageHeap<Site: PageHeapSite>(_ heap: PageHeap<Site>) {
+    swm_lock(heap.lock)
+    defer { swm_unlock(heap.lock) }
     var free: UInt = 0
     var clean: UInt = 0
     var n = 0
-    while n <= PageHeap.exactLists {
-      var cursor = PageHeap.lists[n].head
+    while n <= PageHeapState.exactLists {
+      var cursor = heap.lists[n].head
       while let span = cursor {
         if span.pointee.kind != SpanKind.free || span.pointee.guarded { fail("free list holds a span that is not free:", span) }
         let pages = span.pointee.pages
-        if n == 0 ? pages <= UInt(PageHeap.exactLists) : pages != UInt(n) { fail("free span on the wrong list:", span) }
+        if n == 0 ? pages <= UInt(PageHeapState.exactLists) : pages != UInt(n) { fail("free span on the wrong list:", span) }
         if PageMap.lookup(span.pointee.start) != span || PageMap.lookup(span.pointee.end &- 1) != span {
           fail("free span not named by its edges in the page map:", span)
         }
@@ -54,7 +55,7 @@ enum Invariants {
       }
       n &+= 1
     }
-    if free != PageHeap.state.pointee.freeBytes || clean != PageHeap.state.pointee.cleanBytes {
+    if free != heap.state.pointee.freeBytes || clean != heap.state.pointee.cleanBytes {
       fail("page heap byte counts differ from its free spans", nil)
     }
   }

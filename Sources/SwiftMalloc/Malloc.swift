@@ -14,7 +14,10 @@
 //       Blocks move between a thread cache and its central list in batches.
 //   PageHeap (Back/PageHeap.swift)   runs of free pages (spans), split on
 //       allocation, coalesced on free, behind one lock. Serves new spans for
-//       the central lists and page-run blocks for medium requests.
+//       the central lists and page-run blocks for medium requests. A value
+//       over its site (its state, lock and PageSource, Back/PageSource.swift):
+//       the process's is Heap.pageHeap, over OSMemory; a unit test builds
+//       one over a buffer.
 //   OSMemory (Platform/OSMemory.swift)   where pages come from: the sbrk heap,
 //       trimmed with a negative sbrk when more than M_TRIM_THRESHOLD lies free
 //       at its top; mmap regions when sbrk cannot grow.
@@ -174,9 +177,9 @@ private func allocate(_ size: UInt, alignment: UInt, zeroed: Bool, at destinatio
     if let p = LargeBlocks.allocate(size, alignment: max(alignment, OSMemory.pageSize), zeroed: zeroed ? true : nil) {
       return p
     }
-    return PageHeap.allocateRun(size, alignment: max(alignment, OSMemory.pageSize), zeroed: zeroed ? true : nil)
+    return allocateRun(size, alignment: alignment, zeroed: zeroed, mitigations)
   case .pageRun:
-    return PageHeap.allocateRun(size, alignment: max(alignment, OSMemory.pageSize), zeroed: zeroed ? true : nil)
+    return allocateRun(size, alignment: alignment, zeroed: zeroed, mitigations)
   case .zeroSize:
     if let p = ZeroBlocks.allocate(alignment: alignment) { return p }
     // no region (an address-space limit): an ordinary block of the smallest class
@@ -186,6 +189,15 @@ private func allocate(_ size: UInt, alignment: UInt, zeroed: Bool, at destinatio
     swm_errno_set(swm_ENOMEM())
     return nil
   }
+}
+
+/// A page run from the page heap (nil with ENOMEM set): with a guard page
+/// in secure mode, perturbed (MALLOC_PERTURB_) unless zeroed.
+private func allocateRun(_ size: UInt, alignment: UInt, zeroed: Bool, _ mitigations: Mitigations) -> RawPtr? {
+  guard let p = Heap.pageHeap.allocateRun(size, alignment: max(alignment, OSMemory.pageSize), zeroed: zeroed ? true : nil,
+                                          guardPage: mitigations.guardPages) else { return nil }
+  if !zeroed { Mitigations.perturb(p, size, freed: false) }
+  return p
 }
 
 /// A block of `sizeClass`: the thread cache's bin, else a refill.
@@ -215,7 +227,8 @@ func freeSpanBlock(_ pointer: RawPtr?, call: StaticString) {
   let span = Ownership.liveBlock(p, use: .release, call: call)
   switch span.pointee.kind {
   case SpanKind.pageRun:
-    PageHeap.freeRun(span)
+    Mitigations.perturb(RawPtr(bitPattern: span.pointee.start)!, span.pointee.userPages &<< OSMemory.pageShift, freed: true)
+    Heap.pageHeap.freeSpan(span)
     if swm_live_on() != 0 { Live.tick() }
   case SpanKind.mmap:
     Options.mmapBlockFreed(bytes: span.pointee.userPages &<< OSMemory.pageShift)

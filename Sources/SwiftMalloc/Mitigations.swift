@@ -26,7 +26,7 @@ import CShim
 ///   as glibc's check puts a magic byte after each block;
 /// - MALLOC_PERTURB_ (perturb): newly allocated bytes (not calloc's) are
 ///   filled with the complement of the byte, freed ones with the byte
-///   (Canary.allocate and free, PageHeap.allocateRun and freeRun,
+///   (Canary.allocate and free, page runs in Malloc.swift,
 ///   LargeBlocks.allocate).
 struct Mitigations {
   var canaries: Bool

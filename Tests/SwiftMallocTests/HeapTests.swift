@@ -34,14 +34,15 @@ extension EngineSuite { @Suite struct HeapTests {
   @Test func spansSplitAndCoalesce() {
     // One 8-page span cut in two gives two spans that are neighbours for
     // certain, whatever else the page heap holds.
-    guard let a = PageHeap.allocateSpan(pages: 8) else {
+    let heap = Heap.pageHeap
+    guard let a = heap.allocateSpan(pages: 8) else {
       Issue.record("page heap gave no span")
       return
     }
-    swm_lock(PageHeap.lock)
-    let b = PageHeap.split(a, keeping: 3)
+    swm_lock(heap.lock)
+    let b = heap.split(a, keeping: 3)
     if let b { _ = PageMap.set(b.pointee.start, pages: b.pointee.pages, to: b) }
-    swm_unlock(PageHeap.lock)
+    swm_unlock(heap.lock)
     guard let b else {
       Issue.record("split gave no span")
       return
@@ -52,8 +53,8 @@ extension EngineSuite { @Suite struct HeapTests {
     #expect(PageMap.lookup(b.pointee.start + 4096 * 4) == b)
     let start = a.pointee.start
     let bStart = b.pointee.start
-    PageHeap.freeSpan(a)
-    PageHeap.freeSpan(b)
+    heap.freeSpan(a)
+    heap.freeSpan(b)
     // both runs (and whatever free space lay around them) are one span now,
     // named by its first and last page and by the start of each freed block
     guard let merged = PageMap.lookup(start) else {
@@ -62,7 +63,7 @@ extension EngineSuite { @Suite struct HeapTests {
     }
     #expect(merged.pointee.kind == SpanKind.free)
     #expect(merged.pointee.start <= start && merged.pointee.end >= start + 8 * 4096)
-    #expect(PageHeap.covers(merged, start + 7 * 4096))
+    #expect(merged.pointee.covers(start + 7 * 4096))
     #expect(PageMap.lookup(merged.pointee.end - 1) == merged)
     #expect(PageMap.lookup(bStart) == merged)
     swm_check_invariants()

@@ -174,7 +174,7 @@ extension EngineSuite { @Suite struct OptionsTableTests {
     #expect(Options.mallopt(-3, -1) == 0)     // negative M_MMAP_THRESHOLD
     #expect(Options.mallopt(-3, Int32(Options.maxMmapThreshold) + 1) == 0)
     #expect(Options.mallopt(-1, -1) == 1)     // M_TRIM_THRESHOLD -1: never trim
-    #expect(PageHeap.state.pointee.trimThreshold == UInt.max)
+    #expect(Heap.pageHeapSite.state.pointee.trimThreshold == UInt.max)
     #expect(Options.mallopt(-1, 128 << 10) == 1)
     #expect(Options.mallopt(-3, 256 << 10) == 1)
     #expect(Heap.state.pointee.route.mmapThreshold == 256 << 10)

@@ -103,10 +103,10 @@ private func resizeInPlace(_ p: RawPtr, span: SpanPtr, usable: UInt, to size: UI
   case SpanKind.pageRun:
     let pages = (size &+ OSMemory.pageMask) &>> OSMemory.pageShift
     if size <= usable {
-      if pages < span.pointee.pages { PageHeap.shrinkInPlace(span, pages: pages) }
+      if pages < span.pointee.pages { Heap.pageHeap.shrinkInPlace(span, pages: pages) }
       return .done(p)
     }
-    return belowThreshold && PageHeap.tryGrowInPlace(span, pages: pages) ? .done(p) : .move
+    return belowThreshold && Heap.pageHeap.tryGrowInPlace(span, pages: pages) ? .done(p) : .move
   case SpanKind.mmap:
     // Shrinking stays in place (mremap gives the tail back). Growth to a
     // size below the threshold moves the block to the heap, as a fresh malloc
@@ -275,7 +275,7 @@ public func swmcore_malloc_trim(_ pad: UInt) -> Int32 {
   Heap.releaseCachedMemory()
   let kept = LargeBlocks.cachedBytes
   LargeBlocks.trimCache(all: true)
-  return PageHeap.trim(pad: pad) || kept != 0 ? 1 : 0
+  return Heap.pageHeap.trim(pad: pad) || kept != 0 ? 1 : 0
 }
 
 /// mallctl("thread.tcache.flush"): the calling thread's cache goes back to
@@ -303,8 +303,9 @@ public func swmcore_collect_stats(_ out: UnsafeMutablePointer<swm_stats_t>) {
   // Quarantined blocks (secure mode) are free memory the program cannot reach.
   let quarantined = Heap.state.pointee.mitigations.quarantine ? Quarantine.bytes() : 0
   let os = OSMemory.state
-  let pageHeap = PageHeap.state
-  swm_lock(PageHeap.lock)
+  let heap = Heap.pageHeap
+  let pageHeap = heap.state
+  swm_lock(heap.lock)
   let arena = os.pointee.sbrkBytes &+ os.pointee.regionMmapBytes
   // (mmap blocks kept for reuse, LargeBlocks+Cache, are outside the arena
   // and outside hblkhd: mapped, free, given back by decay and malloc_trim)
@@ -313,9 +314,9 @@ public func swmcore_collect_stats(_ out: UnsafeMutablePointer<swm_stats_t>) {
   out.pointee.region_mmap = Int(bitPattern: os.pointee.regionMmapBytes)
   out.pointee.fordblks = Int(bitPattern: free)
   out.pointee.uordblks = Int(bitPattern: arena > free ? arena &- free : 0)
-  out.pointee.keepcost = Int(bitPattern: PageHeap.topFreeBytes())
+  out.pointee.keepcost = Int(bitPattern: heap.topFreeBytes())
   out.pointee.released = Int(bitPattern: pageHeap.pointee.cleanBytes)
-  swm_unlock(PageHeap.lock)
+  swm_unlock(heap.lock)
   let large = LargeBlocks.state
   out.pointee.hblks = Int(bitPattern: large.pointee.count)
   out.pointee.hblkhd = Int(bitPattern: large.pointee.bytes)
@@ -333,5 +334,7 @@ public func swmcore_background_purge_wanted() -> Int32 {
 
 @c(swmcore_background_purge)
 public func swmcore_background_purge() -> UInt {
-  PageHeap.backgroundRound()
+  LargeBlocks.trimCache(all: false)
+  Remote.reclaimIdle()
+  return Heap.pageHeap.backgroundRound()
 }

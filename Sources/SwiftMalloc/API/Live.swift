@@ -66,9 +66,10 @@ enum Live {
       centralFree &+= UInt(entry.pointee.free) &* size &+ UInt(entry.pointee.spans) &* tail
       c &+= 1
     }
-    if swm_trylock(PageHeap.lock) == 0 { return }
+    let heap = Heap.pageHeap
+    if swm_trylock(heap.lock) == 0 { return }
     let os = OSMemory.state
-    let pageHeap = PageHeap.state
+    let pageHeap = heap.state
     let arena = os.pointee.sbrkBytes &+ os.pointee.regionMmapBytes
     let quarantined = UInt(page.pointee.quarantine)
     let free = pageHeap.pointee.freeBytes &+ centralFree &+ quarantined &+ pageHeap.pointee.guardBytes
@@ -76,9 +77,9 @@ enum Live {
     page.pointee.region_mmap = UInt64(os.pointee.regionMmapBytes)
     page.pointee.fordblks = UInt64(free)
     page.pointee.uordblks = UInt64(arena > free ? arena &- free : 0)
-    page.pointee.keepcost = UInt64(PageHeap.topFreeBytes())
+    page.pointee.keepcost = UInt64(heap.topFreeBytes())
     page.pointee.released = UInt64(pageHeap.pointee.cleanBytes)
-    swm_unlock(PageHeap.lock)
+    swm_unlock(heap.lock)
     let large = LargeBlocks.state
     page.pointee.hblks = UInt64(large.pointee.count)
     page.pointee.hblkhd = UInt64(large.pointee.bytes)

@@ -38,7 +38,7 @@ enum Ownership {
     case SpanKind.pageRun, SpanKind.mmap:
       if address != span.pointee.start { Diagnostics.invalidPointer(call, p) }
     case SpanKind.free:
-      if !PageHeap.covers(span, address) { Diagnostics.invalidPointer(call, p) }  // a stale slot
+      if !span.pointee.covers(address) { Diagnostics.invalidPointer(call, p) }  // a stale slot
       freed(p, use: use, call: call)
     case SpanKind.unmapped:
       // a freed mmap block started here (mmap blocks start on a page)

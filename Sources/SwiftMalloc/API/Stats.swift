@@ -45,7 +45,7 @@ enum Stats {
   /// After the page heap grew (its lock held) or an mmap block was made or
   /// grown: the peaks, from counters read without their locks.
   static func noteGrowth() {
-    let pageHeap = PageHeap.state
+    let pageHeap = Heap.pageHeap.state
     var free = pageHeap.pointee.freeBytes &+ pageHeap.pointee.guardBytes &+ Quarantine.state.pointee.bytes
     var c: UInt32 = 1
     while c < UInt32(SWM_NUM_CLASSES) {
@@ -121,16 +121,17 @@ enum Stats {
   /// The page heap's free bytes (dirty and decommitted) and its free spans
   /// by length, under its lock.
   static func collectPageHeap(_ out: UnsafeMutablePointer<swm_report_t>) {
-    swm_lock(PageHeap.lock)
-    let pageHeap = PageHeap.state
+    let heap = Heap.pageHeap
+    swm_lock(heap.lock)
+    let pageHeap = heap.state
     out.pointee.dirty = Int(pageHeap.pointee.freeBytes &- pageHeap.pointee.cleanBytes)
     out.pointee.decommitted = Int(pageHeap.pointee.cleanBytes)
     out.pointee.guards = Int(pageHeap.pointee.guardBytes)
     let runs = UnsafeMutableRawPointer(withUnsafeMutablePointer(to: &out.pointee.free_runs) { $0 })
       .assumingMemoryBound(to: Int.self)
-    let lists = PageHeap.lists
+    let lists = heap.lists
     var n = 1
-    while n <= PageHeap.exactLists {
+    while n <= PageHeapState.exactLists {
       runs[n] = Int(lists[n].count)
       n &+= 1
     }
@@ -147,7 +148,7 @@ enum Stats {
     out.pointee.madvise_calls = Int(pageHeap.pointee.madviseCalls)
     out.pointee.decays = Int(pageHeap.pointee.decays)
     let regionMaps = OSMemory.state.pointee.mmapCalls
-    swm_unlock(PageHeap.lock)
+    swm_unlock(heap.lock)
     let large = LargeBlocks.state
     out.pointee.mmap_calls = Int(regionMaps &+ large.pointee.mmapCalls &+ Meta.state.pointee.mmapCalls)
     out.pointee.munmap_calls = Int(large.pointee.munmapCalls)

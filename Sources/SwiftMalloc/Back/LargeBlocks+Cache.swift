@@ -106,7 +106,7 @@ extension LargeBlocks {
 
   /// (cache lock held)
   private static func expire(now: UInt, all: Bool) {
-    let decay = PageHeap.state.pointee.decayMilliseconds
+    let decay = Heap.pageHeap.state.pointee.decayMilliseconds
     while state.pointee.cache.count > 0 && (all || now &- state.pointee.cache.keptAt[0] >= decay) {
       unmap(take(0))
     }

@@ -2,19 +2,20 @@ import CShim
 
 // See Malloc.swift for an overview.
 
-/// The page heap's way back to the OS (page-heap lock held unless said):
-/// the sbrk top beyond M_TRIM_THRESHOLD is cut with a negative sbrk; other
-/// free pages stay resident (dirty) for reuse and are decommitted
-/// (madvise(MADV_DONTNEED)) once they have been free for
-/// Options.decayMilliseconds, or at once beyond dirtyCap, or by malloc_trim.
+/// The page heap's way back to its source (page-heap lock held unless
+/// said): the top beyond M_TRIM_THRESHOLD is cut (source.shrinkTop: a
+/// negative sbrk); other free pages stay resident (dirty) for reuse and are
+/// decommitted (source.decommit: madvise(MADV_DONTNEED)) once they have been
+/// free for the decay time, or at once beyond dirtyCap, or by malloc_trim.
+/// Times come from source.now().
 extension PageHeap {
   /// malloc_trim: gives back the sbrk top beyond `pad` and decommits every
   /// other free span. True when anything was released.
-  static func trim(pad: UInt) -> Bool {
+  func trim(pad: UInt) -> Bool {
     swm_lock(lock)
     defer { swm_unlock(lock) }
     var released = false
-    if let top = PageMap.lookup(OSMemory.state.pointee.sbrkEnd &- 1), top.pointee.kind == SpanKind.free {
+    if let top = PageMap.lookup(source.topEnd &- 1), top.pointee.kind == SpanKind.free {
       removeFree(top)
       if let kept = trimTop(top, threshold: pad, pad: pad, released: &released) { insertFree(kept) }
     }
@@ -24,13 +25,13 @@ extension PageHeap {
 
   /// After a span went back: decommit beyond the dirty cap, and every
   /// quarter of the decay time, whatever has been free for the whole of it.
-  static func decay() {
+  func decay() {
     let dirty = state.pointee.freeBytes &- state.pointee.cleanBytes
     let cap = dirtyCap()
     if dirty > cap {
       if decommit(keeping: cap / 2, olderThan: nil) { state.pointee.decays &+= 1 }
     } else if dirty > 0 {
-      decayOld(now: UInt(swm_now_ms()))
+      decayOld(now: source.now())
     }
   }
 
@@ -40,36 +41,33 @@ extension PageHeap {
   /// pages at once: with a 32 MiB limit it was decommitting the very pages
   /// it asked for next (15x slower); the default is 64 MiB. What stays dirty
   /// goes back after the decay time.
-  static func dirtyCap() -> UInt { state.pointee.dirtyLimit }
+  func dirtyCap() -> UInt { state.pointee.dirtyLimit }
 
   /// Decommits what has been free for the whole decay time, at most every
   /// quarter of it (lock held).
-  private static func decayOld(now: UInt) {
+  private func decayOld(now: UInt) {
     let decay = state.pointee.decayMilliseconds
     if now &- state.pointee.lastDecay < decay / 4 { return }
     state.pointee.lastDecay = now
     if decommit(keeping: 0, olderThan: UInt32(truncatingIfNeeded: now &- decay)) { state.pointee.decays &+= 1 }
   }
 
-  /// One round of the background purge thread (shim.c): what has been free
-  /// for the decay time goes back, kept mmap blocks too. Returns the
-  /// milliseconds until the next round.
-  static func backgroundRound() -> UInt {
-    LargeBlocks.trimCache(all: false)
-    Remote.reclaimIdle()
+  /// One round of the background purge thread (shim.c, through
+  /// swmcore_background_purge): what has been free for the decay time goes
+  /// back. Returns the milliseconds until the next round.
+  func backgroundRound() -> UInt {
     swm_lock(lock)
-    decayOld(now: UInt(swm_now_ms()))
+    decayOld(now: source.now())
     swm_unlock(lock)
     return max(10, state.pointee.decayMilliseconds / 4)
   }
 
   /// Decay for a program whose traffic the thread caches serve and that so
   /// never frees a span: the thread caches' slow paths call this now and
-  /// then (ThreadCache.tick). It never waits for the page-heap lock.
+  /// then (through Heap.tick). It never waits for the page-heap lock.
   @inline(never)
-  static func tick() {
-    LargeBlocks.trimCache(all: false)
-    let now = UInt(swm_now_ms())
+  func tick() {
+    let now = source.now()
     if now &- state.pointee.lastDecay < state.pointee.decayMilliseconds / 4
       || state.pointee.freeBytes == state.pointee.cleanBytes { return }
     if swm_trylock(lock) == 0 { return }
@@ -77,17 +75,17 @@ extension PageHeap {
     swm_unlock(lock)
   }
 
-  /// If `span` (not on a list) is the top of the sbrk heap and holds more than
+  /// If `span` (not on a list) is the top span (ending at source.topEnd) and holds more than
   /// `threshold` bytes, shrinks the heap to keep `pad` of it. Returns what is
   /// left of the span, nil when nothing is.
-  static func trimTop(_ span: SpanPtr, threshold: UInt, pad: UInt, released: inout Bool) -> SpanPtr? {
-    guard span.pointee.fromSbrk, span.pointee.end == OSMemory.state.pointee.sbrkEnd,
+  func trimTop(_ span: SpanPtr, threshold: UInt, pad: UInt, released: inout Bool) -> SpanPtr? {
+    guard span.pointee.fromSbrk, span.pointee.end == source.topEnd,
           span.pointee.bytes > threshold else { return span }
     let keepPages = min((pad &+ OSMemory.pageMask) &>> OSMemory.pageShift, span.pointee.pages)
     let releasePages = span.pointee.pages &- keepPages
     if releasePages == 0 { return span }
     let releaseStart = span.pointee.start &+ (keepPages &<< OSMemory.pageShift)
-    guard OSMemory.shrinkSbrk(to: releaseStart) else { return span }
+    guard source.shrinkTop(to: releaseStart) else { return span }
     _ = PageMap.set(releaseStart, pages: releasePages, to: nil)
     released = true
     span.pointee.pages = keepPages
@@ -102,7 +100,7 @@ extension PageHeap {
   /// Decommits free spans (largest lists first) until at most `keeping`
   /// dirty free bytes remain; with `olderThan`, only spans dirty since before
   /// that time. True when anything was decommitted.
-  static func decommit(keeping: UInt, olderThan: UInt32?) -> Bool {
+  func decommit(keeping: UInt, olderThan: UInt32?) -> Bool {
     let l = lists
     var any = false
     var n = 0
@@ -112,7 +110,7 @@ extension PageHeap {
       var cursor = l[n].head
       while let s = cursor, state.pointee.freeBytes &- state.pointee.cleanBytes > keeping {
         if !s.pointee.clean && (olderThan == nil || Int32(bitPattern: olderThan! &- s.pointee.freedAt) >= 0) {
-          _ = swm_sys_decommit(RawPtr(bitPattern: s.pointee.start), Int(s.pointee.bytes))
+          source.decommit(s.pointee.start, bytes: s.pointee.bytes)
           state.pointee.madviseCalls &+= 1
           s.pointee.clean = true
           state.pointee.cleanBytes &+= s.pointee.bytes

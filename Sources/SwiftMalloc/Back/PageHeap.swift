@@ -3,7 +3,14 @@ import CShim
 // See Malloc.swift for an overview.
 
 /// The page heap: free spans, split to serve a request and coalesced with
-/// free neighbours on return. All of it runs under the page-heap lock.
+/// free neighbours on return. A value of it is a handle on its site
+/// (PageSource.swift): its state, its lock, and the page source it is
+/// handed (where fresh pages come from and how they go back). The process
+/// has one, Heap.pageHeap (its state in HeapState, over OSMemory, behind
+/// the page-heap lock); a unit test builds its own over a buffer. It
+/// reaches below it only through `source`; the page map and the metadata
+/// arena (Span structs) it shares with every page heap, since they are
+/// indexed by address and each page heap's pages are its own.
 ///
 /// Invariants (lock held):
 /// - `lists[n]` for 1 <= n <= exactLists holds free spans of exactly n pages;
@@ -16,73 +23,35 @@ import CShim
 ///   it, while its other pages may still name spans they belonged to before
 ///   (never with small-block facts). So splitting and merging free spans
 ///   writes two slots instead of one per page, and a lookup that lands on a
-///   stale slot is told apart by `covers` (the span does not contain it).
+///   stale slot is told apart by `Span.covers` (the span does not contain it).
 /// - state.freeBytes / cleanBytes are the sums over the free spans.
-/// - The sbrk top span never holds more than M_TRIM_THRESHOLD free bytes after
-///   a free: the excess goes back with a negative sbrk (keeping M_TOP_PAD).
-enum PageHeap {
-  static let exactLists = 128
+/// - The top span (ending at source.topEnd) never holds more than
+///   M_TRIM_THRESHOLD free bytes after a free: the excess goes back with
+///   source.shrinkTop (keeping M_TOP_PAD).
+struct PageHeap<Site: PageHeapSite> {
+  let site: Site
 
-  /// Under the page-heap lock.
-  struct State {
-    /// Bytes in free spans.
-    var freeBytes: UInt
-    /// Of those, bytes that read as zero and are not resident (fresh or decommitted).
-    var cleanBytes: UInt
-    /// When the page heap last looked for dirty spans to decay (ms).
-    var lastDecay: UInt
-    // Settings (Options.configure writes them, under this lock too).
-    var trimThreshold: UInt
-    var topPad: UInt
-    /// Free bytes that may stay resident at most (dirty); beyond it the
-    /// oldest go back at once.
-    var dirtyLimit: UInt
-    /// Free pages unused for this long are decommitted (ms).
-    var decayMilliseconds: UInt
-    /// Bytes of guard pages of spans in use (atomic): neither the program's
-    /// nor allocatable; mallinfo2 counts them with the free bytes.
-    var guardBytes: UInt
-    // Statistics: madvise calls that decommitted free pages, decay passes
-    // (decay time or dirty limit) that decommitted any, guard pages made or
-    // removed (atomic).
-    var madviseCalls: UInt
-    var decays: UInt
-    var guardCalls: UInt
-    /// lists[n], 1...exactLists: free spans of exactly n pages; lists[0]: longer ones.
-    var lists: InlineArray<129, SpanList>
-  }
+  @inline(__always) var state: UnsafeMutablePointer<PageHeapState> { site.state }
+  @inline(__always) var lock: UnsafeMutablePointer<swm_lock_t> { site.lock }
+  /// The layer below: every page comes from it and goes back to it.
+  @inline(__always) var source: Site.Source { site.source }
 
-  @inline(__always) static var state: UnsafeMutablePointer<State> {
-    withUnsafeMutablePointer(to: &Heap.state.pointee.pageHeap) { $0 }
-  }
+  @inline(__always) var exactLists: Int { PageHeapState.exactLists }
 
   @inline(__always)
-  static var lists: UnsafeMutablePointer<SpanList> {
+  var lists: UnsafeMutablePointer<SpanList> {
     UnsafeMutableRawPointer(withUnsafeMutablePointer(to: &state.pointee.lists) { $0 }).assumingMemoryBound(to: SpanList.self)
   }
-
-  /// Sets the trim threshold, M_TOP_PAD, the dirty limit and the decay
-  /// time (nil: unchanged).
-  static func configure(trimThreshold: UInt?, topPad: UInt?, dirtyLimit: UInt? = nil, decay: UInt? = nil) {
-    swm_lock(lock)
-    if let trimThreshold { state.pointee.trimThreshold = trimThreshold }
-    if let topPad { state.pointee.topPad = topPad }
-    if let dirtyLimit { state.pointee.dirtyLimit = dirtyLimit }
-    if let decay { state.pointee.decayMilliseconds = decay }
-    swm_unlock(lock)
-  }
-
-  @inline(__always) static var lock: UnsafeMutablePointer<swm_lock_t> { swm_lock_at(swm_lock_index_pageheap()) }
 
   // MARK: - entry points that take the lock
 
   /// A medium block: a page run of at least `size` bytes aligned to
   /// `alignment` (a power of two >= the page size). `zeroed`: when not nil,
   /// the block must read zero; the memset is skipped for clean pages.
-  /// In secure mode the run gets one more page, made a guard.
-  static func allocateRun(_ size: UInt, alignment: UInt, zeroed: Bool?) -> RawPtr? {
+  /// `guardPage` (secure mode): the run gets one more page, made a guard.
+  /// nil with ENOMEM set when the source has no more pages.
+  func allocateRun(_ size: UInt, alignment: UInt, zeroed: Bool?, guardPage: Bool) -> RawPtr? {
     let pages = max(1, (size &+ OSMemory.pageMask) &>> OSMemory.pageShift)
-    let guardPage = Heap.state.pointee.mitigations.guardPages
     swm_lock(lock)
     let span = allocateAligned(pages: guardPage ? pages &+ 1 : pages, alignment: alignment)
     swm_unlock(lock)
@@ -93,7 +62,6 @@ enum PageHeap {
     span.pointee.kind = SpanKind.pageRun
     let p = RawPtr(bitPattern: span.pointee.start)!
     if zeroed == true && !span.pointee.clean { p.initializeMemory(as: UInt8.self, repeating: 0, count: Int(pages &<< OSMemory.pageShift)) }
-    if zeroed == nil { Mitigations.perturb(p, size, freed: false) }
     span.pointee.clean = false
     if guardPage { protectLastPage(span) }
     return p
@@ -102,23 +70,16 @@ enum PageHeap {
   /// The guard exists only if it could be made (see swm_guard_install: it
   /// fails at a limit or once the mapping budget is spent); without it the
   /// extra page is simply part of the span.
-  static func protectLastPage(_ span: SpanPtr) {
+  func protectLastPage(_ span: SpanPtr) {
     _ = swm_atomic_add(&state.pointee.guardCalls, 1)
-    span.pointee.guarded =
-      swm_guard_install(RawPtr(bitPattern: span.pointee.end &- OSMemory.pageSize), Int(OSMemory.pageSize)) != 0
+    span.pointee.guarded = source.installGuard(span.pointee.end &- OSMemory.pageSize, bytes: OSMemory.pageSize)
     if span.pointee.guarded { _ = swm_atomic_add(&state.pointee.guardBytes, OSMemory.pageSize) }
   }
 
-  static func freeRun(_ span: SpanPtr) {
-    Mitigations.perturb(RawPtr(bitPattern: span.pointee.start)!, span.pointee.userPages &<< OSMemory.pageShift, freed: true)
-    swm_lock(lock)
-    release(span)
-    swm_unlock(lock)
-  }
-
   /// A span of `pages` pages for a central list (kind and class set by the
-  /// caller), plus a guard page after them when `guardPage`.
-  static func allocateSpan(pages: UInt, guardPage: Bool = false) -> SpanPtr? {
+  /// caller), plus a guard page after them when `guardPage`; nil when the
+  /// source has no more pages.
+  func allocateSpan(pages: UInt, guardPage: Bool = false) -> SpanPtr? {
     swm_lock(lock)
     let span = allocateAligned(pages: guardPage ? pages &+ 1 : pages, alignment: OSMemory.pageSize)
     swm_unlock(lock)
@@ -126,7 +87,7 @@ enum PageHeap {
     return span
   }
 
-  static func freeSpan(_ span: SpanPtr) {
+  func freeSpan(_ span: SpanPtr) {
     swm_lock(lock)
     release(span)
     swm_unlock(lock)
@@ -134,7 +95,7 @@ enum PageHeap {
 
   /// Grows a page run in place to `pages` pages when the pages after it are
   /// free; false otherwise.
-  static func tryGrowInPlace(_ span: SpanPtr, pages: UInt) -> Bool {
+  func tryGrowInPlace(_ span: SpanPtr, pages: UInt) -> Bool {
     swm_lock(lock)
     defer { swm_unlock(lock) }
     let extra = pages &- span.pointee.pages
@@ -153,7 +114,7 @@ enum PageHeap {
   }
 
   /// Shrinks a page run in place to `pages` pages; the tail is freed.
-  static func shrinkInPlace(_ span: SpanPtr, pages: UInt) {
+  func shrinkInPlace(_ span: SpanPtr, pages: UInt) {
     swm_lock(lock)
     if let tail = split(span, keeping: pages) { release(tail) }
     swm_unlock(lock)
@@ -161,7 +122,7 @@ enum PageHeap {
 
   // MARK: - under the lock
 
-  static func allocateAligned(pages: UInt, alignment: UInt) -> SpanPtr? {
+  func allocateAligned(pages: UInt, alignment: UInt) -> SpanPtr? {
     let alignPages = alignment &>> OSMemory.pageShift
     let want = pages &+ (alignPages > 1 ? alignPages &- 1 : 0)
     guard var span = take(pages: want) else { return nil }
@@ -179,21 +140,14 @@ enum PageHeap {
     return span
   }
 
-  /// Whether `span` contains `address`: false for a stale page-map slot
-  /// inside a free span (see the invariants above).
-  @inline(__always)
-  static func covers(_ span: SpanPtr, _ address: UInt) -> Bool {
-    address &- span.pointee.start < span.pointee.bytes
-  }
-
   /// Removes a free span of at least `pages` pages from the lists, cut to
   /// exactly `pages` (kind still free, to be set by the caller).
-  static func take(pages: UInt) -> SpanPtr? {
+  func take(pages: UInt) -> SpanPtr? {
     var found = findFree(pages)
     if found == nil {
-      guard let region = OSMemory.grow(bytes: pages &<< OSMemory.pageShift, pad: state.pointee.topPad) else { return nil }
+      guard let region = source.grow(bytes: pages &<< OSMemory.pageShift, pad: state.pointee.topPad) else { return nil }
       if addRegion(region) == nil { return nil }
-      Stats.noteGrowth()
+      source.grew()
       found = findFree(pages)
     }
     guard let span = found else { return nil }
@@ -212,7 +166,7 @@ enum PageHeap {
   /// space gathers below it (reused, and decommitted by decay) instead of at
   /// the top, where each trim would give pages back only for the next large
   /// request to fault them in again (docs/design.md).
-  private static func findFree(_ pages: UInt) -> SpanPtr? {
+  private func findFree(_ pages: UInt) -> SpanPtr? {
     let l = lists
     if pages <= UInt(exactLists) {
       var n = Int(pages)
@@ -232,7 +186,7 @@ enum PageHeap {
 
   /// Registers fresh OS memory as a free span, merged with the free spans on
   /// either side (mmap regions often land just below the previous one).
-  private static func addRegion(_ region: OSMemory.Region) -> SpanPtr? {
+  private func addRegion(_ region: OSMemory.Region) -> SpanPtr? {
     guard let span = Meta.allocSpan() else { return nil }
     span.pointee.start = region.start
     span.pointee.pages = region.bytes &>> OSMemory.pageShift
@@ -249,7 +203,7 @@ enum PageHeap {
 
   /// Cuts `span` after `keeping` pages; the tail becomes a new span of the
   /// same kind and origin, registered in the page map. nil if no struct.
-  static func split(_ span: SpanPtr, keeping: UInt) -> SpanPtr? {
+  func split(_ span: SpanPtr, keeping: UInt) -> SpanPtr? {
     guard let tail = Meta.allocSpan() else { return nil }
     tail.pointee.start = span.pointee.start &+ (keeping &<< OSMemory.pageShift)
     tail.pointee.pages = span.pointee.pages &- keeping
@@ -266,7 +220,7 @@ enum PageHeap {
   /// `touched`: the pages were handed out (so no longer known to be clean).
   /// `trim`: false for memory just taken from the OS, which must not be
   /// given back before the request that grew the heap is served.
-  static func release(_ spanIn: SpanPtr, touched: Bool = true, trim: Bool = true) {
+  func release(_ spanIn: SpanPtr, touched: Bool = true, trim: Bool = true) {
     if spanIn.pointee.sizeClass != 0 { PageMap.setSmall(spanIn, clear: true) }
     if spanIn.pointee.guarded && !removeGuard(spanIn) { return }
     spanIn.pointee.kind = SpanKind.free
@@ -276,7 +230,7 @@ enum PageHeap {
     spanIn.pointee.onList = false
     if touched {
       spanIn.pointee.clean = false
-      spanIn.pointee.freedAt = UInt32(truncatingIfNeeded: swm_now_ms())
+      spanIn.pointee.freedAt = UInt32(truncatingIfNeeded: source.now())
     }
     let freedStart = spanIn.pointee.start
     let span = coalesce(spanIn)
@@ -294,11 +248,11 @@ enum PageHeap {
   /// the rest of the span goes on, and the guard page stays apart, a
   /// one-page span of its own that nothing can free. False when nothing of
   /// the span is left to release.
-  private static func removeGuard(_ span: SpanPtr) -> Bool {
+  private func removeGuard(_ span: SpanPtr) -> Bool {
     defer { span.pointee.guarded = false }
     _ = swm_atomic_add(&state.pointee.guardBytes, 0 &- OSMemory.pageSize)
     _ = swm_atomic_add(&state.pointee.guardCalls, 1)
-    if swm_guard_remove(RawPtr(bitPattern: span.pointee.end &- OSMemory.pageSize), Int(OSMemory.pageSize)) == 0 {
+    if source.removeGuard(span.pointee.end &- OSMemory.pageSize, bytes: OSMemory.pageSize) {
       return true
     }
     guard span.pointee.pages > 1, let stuck = split(span, keeping: span.pointee.pages &- 1) else {
@@ -312,7 +266,7 @@ enum PageHeap {
 
   /// Merges a span being freed with the free spans on either side of the
   /// same origin; returns the span that covers them all (not on a list).
-  private static func coalesce(_ spanIn: SpanPtr) -> SpanPtr {
+  private func coalesce(_ spanIn: SpanPtr) -> SpanPtr {
     var span = spanIn
     if let left = PageMap.lookup(span.pointee.start &- 1), left.pointee.kind == SpanKind.free,
        left.pointee.end == span.pointee.start, left.pointee.fromSbrk == span.pointee.fromSbrk {
@@ -336,14 +290,14 @@ enum PageHeap {
   }
 
   /// The freedAt of two merged spans: the more recent dirty one.
-  private static func newerDirty(_ a: SpanPtr, _ b: SpanPtr) -> UInt32 {
+  private func newerDirty(_ a: SpanPtr, _ b: SpanPtr) -> UInt32 {
     if a.pointee.clean { return b.pointee.freedAt }
     if b.pointee.clean { return a.pointee.freedAt }
     let (x, y) = (a.pointee.freedAt, b.pointee.freedAt)
     return Int32(bitPattern: x &- y) > 0 ? x : y
   }
 
-  static func insertFree(_ span: SpanPtr) {
+  func insertFree(_ span: SpanPtr) {
     span.pointee.kind = SpanKind.free
     let n = span.pointee.pages <= UInt(exactLists) ? Int(span.pointee.pages) : 0
     lists[n].push(span)
@@ -351,16 +305,48 @@ enum PageHeap {
     if span.pointee.clean { state.pointee.cleanBytes &+= span.pointee.bytes }
   }
 
-  static func removeFree(_ span: SpanPtr) {
+  func removeFree(_ span: SpanPtr) {
     let n = span.pointee.pages <= UInt(exactLists) ? Int(span.pointee.pages) : 0
     lists[n].remove(span)
     state.pointee.freeBytes &-= span.pointee.bytes
     if span.pointee.clean { state.pointee.cleanBytes &-= span.pointee.bytes }
   }
 
-  /// Bytes of the free span at the top of the sbrk heap (keepcost).
-  static func topFreeBytes() -> UInt {
-    guard let top = PageMap.lookup(OSMemory.state.pointee.sbrkEnd &- 1), top.pointee.kind == SpanKind.free else { return 0 }
+  /// Bytes of the free span at the top (keepcost), lock held.
+  func topFreeBytes() -> UInt {
+    guard let top = PageMap.lookup(source.topEnd &- 1), top.pointee.kind == SpanKind.free else { return 0 }
     return top.pointee.bytes
   }
+}
+
+/// A page heap's state (HeapState.pageHeap for the process's), under its
+/// lock; all-zero is an empty page heap with every setting 0.
+struct PageHeapState {
+  static let exactLists = 128
+
+  /// Bytes in free spans.
+  var freeBytes: UInt
+  /// Of those, bytes that read as zero and are not resident (fresh or decommitted).
+  var cleanBytes: UInt
+  /// When the page heap last looked for dirty spans to decay (ms).
+  var lastDecay: UInt
+  // Settings (Options.configure writes them, under this lock too).
+  var trimThreshold: UInt
+  var topPad: UInt
+  /// Free bytes that may stay resident at most (dirty); beyond it the
+  /// oldest go back at once.
+  var dirtyLimit: UInt
+  /// Free pages unused for this long are decommitted (ms).
+  var decayMilliseconds: UInt
+  /// Bytes of guard pages of spans in use (atomic): neither the program's
+  /// nor allocatable; mallinfo2 counts them with the free bytes.
+  var guardBytes: UInt
+  // Statistics: madvise calls that decommitted free pages, decay passes
+  // (decay time or dirty limit) that decommitted any, guard pages made or
+  // removed (atomic).
+  var madviseCalls: UInt
+  var decays: UInt
+  var guardCalls: UInt
+  /// lists[n], 1...exactLists: free spans of exactly n pages; lists[0]: longer ones.
+  var lists: InlineArray<129, SpanList>
 }

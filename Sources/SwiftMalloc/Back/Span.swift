@@ -67,6 +67,9 @@ struct Span {
   /// The pages a page run's owner may use (all but a guard page).
   @inline(__always) var userPages: UInt { guarded ? pages &- 1 : pages }
   @inline(__always) var end: UInt { start &+ bytes }
+  /// Whether the span contains `address`: false for a stale page-map slot
+  /// inside a free span (see PageHeap's invariants).
+  @inline(__always) func covers(_ address: UInt) -> Bool { address &- start < bytes }
 }
 
 typealias SpanPtr = UnsafeMutablePointer<Span>

@@ -213,7 +213,7 @@ enum Remote {
   static func tick() {
     let now = UInt(swm_now_ms())
     let last = swm_atomic_load_relaxed(&Budget.state.pointee.lastReclaim)
-    if now &- last < PageHeap.state.pointee.decayMilliseconds / 4 { return }
+    if now &- last < Heap.pageHeap.state.pointee.decayMilliseconds / 4 { return }
     if swm_atomic_cas_weak(&Budget.state.pointee.lastReclaim, last, now) != 0 { reclaimIdle() }
   }
 

@@ -47,7 +47,7 @@ enum ThreadCache {
     /// Every live cache, for Budget.requestFlushes (meta lock).
     var next: RawPtr?
     var prev: RawPtr?
-    /// Slow paths taken, for PageHeap.tick.
+    /// Slow paths taken, for Heap.tick.
     var slowPaths: UInt
     /// `slowPaths`, and the inbox's pending classes it left, when
     /// Remote.reclaimIdle last looked (meta lock).
@@ -196,7 +196,7 @@ enum ThreadCache {
     let header = header(cache)
     header.pointee.slowPaths &+= 1
     if header.pointee.slowPaths & 15 == 0 {
-      PageHeap.tick()
+      Heap.tick()
       Remote.tick()
     }
     if swm_live_on() != 0 { Live.classChanged(sizeClass) }

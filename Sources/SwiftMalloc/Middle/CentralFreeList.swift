@@ -125,7 +125,7 @@ enum Central {
         central.pointee.nonempty.remove(span)
         central.pointee.spans &-= 1
         central.pointee.freeBlocks &-= UInt(swm_class_span_objects(sizeClass))
-        PageHeap.freeSpan(span)
+        Heap.pageHeap.freeSpan(span)
       }
     }
     central.pointee.freeBlocks &+= UInt(n)
@@ -187,7 +187,7 @@ enum Central {
         central.pointee.nonempty.remove(span)
         central.pointee.spans &-= 1
         central.pointee.freeBlocks &-= UInt(swm_class_span_objects(c))
-        PageHeap.freeSpan(span)
+        Heap.pageHeap.freeSpan(span)
       }
       central.pointee.emptySpans = 0
       swm_unlock(lock)
@@ -224,7 +224,7 @@ enum Central {
                               owner: UInt32) -> SpanPtr? {
     let mitigations = Heap.state.pointee.mitigations
     let pages = UInt(swm_class_span_pages(sizeClass))
-    guard let span = PageHeap.allocateSpan(pages: pages, guardPage: mitigations.guardPages) else { return nil }
+    guard let span = Heap.pageHeap.allocateSpan(pages: pages, guardPage: mitigations.guardPages) else { return nil }
     span.pointee.freeList = nil
     span.pointee.bumpNext = span.pointee.start
     if mitigations.shuffle { shuffleIntoFreeList(span, sizeClass) }

@@ -13,7 +13,12 @@ import CShim
 /// sbrk is tried first for page-heap memory. When it fails (RLIMIT_DATA, brk
 /// blocked) the heap maps a region instead and keeps working; when another
 /// allocator moved the break, the next sbrk region simply starts elsewhere.
-enum OSMemory {
+///
+/// The process has one break, so its state is one (HeapState.os) and the
+/// functions below are static. An OSMemory value holds nothing: it is the
+/// PageSource (Back/PageSource.swift) the process's page heap is handed,
+/// where a test hands its page heap a buffer of its own.
+struct OSMemory {
   /// Under the page-heap lock (the page heap is the only caller).
   struct State {
     /// End of the sbrk region we grew last; 0 before the first.
@@ -105,4 +110,22 @@ enum OSMemory {
   private static func notePeak() {
     state.pointee.heapPeak = max(state.pointee.heapPeak, state.pointee.sbrkBytes &+ state.pointee.regionMmapBytes)
   }
+}
+
+/// The process's page source: the sbrk heap and mmap regions, madvise,
+/// guard pages, the coarse clock (page-heap lock held).
+extension OSMemory: PageSource {
+  @inline(__always) func grow(bytes: UInt, pad: UInt) -> Region? { OSMemory.grow(bytes: bytes, pad: pad) }
+  @inline(__always) var topEnd: UInt { OSMemory.state.pointee.sbrkEnd }
+  @inline(__always) func shrinkTop(to newEnd: UInt) -> Bool { OSMemory.shrinkSbrk(to: newEnd) }
+  @inline(__always) func decommit(_ start: UInt, bytes: UInt) { _ = swm_sys_decommit(RawPtr(bitPattern: start), Int(bytes)) }
+  @inline(__always) func installGuard(_ start: UInt, bytes: UInt) -> Bool {
+    swm_guard_install(RawPtr(bitPattern: start), Int(bytes)) != 0
+  }
+  @inline(__always) func removeGuard(_ start: UInt, bytes: UInt) -> Bool {
+    swm_guard_remove(RawPtr(bitPattern: start), Int(bytes)) == 0
+  }
+  @inline(__always) func now() -> UInt { UInt(swm_now_ms()) }
+  /// The statistics' peaks are taken when the heap grows (API/Stats.swift).
+  @inline(__always) func grew() { Stats.noteGrowth() }
 }

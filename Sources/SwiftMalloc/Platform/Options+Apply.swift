@@ -13,10 +13,10 @@ extension Options.Option {
       state.pointee.route.mmapThreshold = value
       state.pointee.options.mmapThresholdPinned = true
     case .trimThreshold:
-      PageHeap.configure(trimThreshold: value, topPad: nil)
+      Heap.pageHeapSite.configure(trimThreshold: value, topPad: nil)
       state.pointee.options.trimThresholdPinned = true
     case .topPad:
-      PageHeap.configure(trimThreshold: nil, topPad: value)
+      Heap.pageHeapSite.configure(trimThreshold: nil, topPad: value)
       state.pointee.options.mmapThresholdPinned = true
       state.pointee.options.trimThresholdPinned = true
     case .mmapMax:
@@ -32,12 +32,12 @@ extension Options.Option {
       state.pointee.caches.budget = value
       Budget.updateShare()
     case .dirtyLimit:
-      PageHeap.configure(trimThreshold: nil, topPad: nil, dirtyLimit: value)
+      Heap.pageHeapSite.configure(trimThreshold: nil, topPad: nil, dirtyLimit: value)
       state.pointee.options.dirtyLimitPinned = true
     case .backgroundPurge:
       state.pointee.options.backgroundPurge = value != 0
     case .decayTime:
-      PageHeap.configure(trimThreshold: nil, topPad: nil, decay: value)
+      Heap.pageHeapSite.configure(trimThreshold: nil, topPad: nil, decay: value)
     case .statsFile:
       break
     case .verbose:

@@ -190,7 +190,7 @@ enum Options {
     state.pointee.route.mmapThreshold = defaultMmapThreshold
     state.pointee.route.mmapEnabled = true
     state.pointee.options.mmapMax = defaultMmapMax
-    PageHeap.configure(trimThreshold: defaultTrimThreshold, topPad: defaultTopPad, dirtyLimit: defaultDirtyLimit,
+    Heap.pageHeapSite.configure(trimThreshold: defaultTrimThreshold, topPad: defaultTopPad, dirtyLimit: defaultDirtyLimit,
                        decay: decayMilliseconds)
     state.pointee.caches.budget = Budget.defaultBudget
     Budget.updateShare()
@@ -237,12 +237,12 @@ enum Options {
     swm_lock(lock)
     if !state.pointee.options.mmapThresholdPinned && bytes > state.pointee.route.mmapThreshold {
       state.pointee.route.mmapThreshold = bytes &+ 1  // that very size now comes from the heap
-      if !state.pointee.options.trimThresholdPinned { PageHeap.configure(trimThreshold: 2 &* bytes, topPad: nil) }
+      if !state.pointee.options.trimThresholdPinned { Heap.pageHeapSite.configure(trimThreshold: 2 &* bytes, topPad: nil) }
       // the heap will keep blocks of that size free for reuse: two of them
       // stay resident (at most 64 MiB) rather than being decommitted and
       // faulted in again each time
-      if !state.pointee.options.dirtyLimitPinned && 2 &* bytes > PageHeap.state.pointee.dirtyLimit {
-        PageHeap.configure(trimThreshold: nil, topPad: nil, dirtyLimit: 2 &* bytes)
+      if !state.pointee.options.dirtyLimitPinned && 2 &* bytes > Heap.pageHeapSite.state.pointee.dirtyLimit {
+        Heap.pageHeapSite.configure(trimThreshold: nil, topPad: nil, dirtyLimit: 2 &* bytes)
       }
       Route.update()
     }
