@@ -16,7 +16,7 @@ enum Invariants {
     checkPageHeap(Heap.pageHeap)
     var c: UInt32 = 1
     while c < UInt32(SWM_NUM_CLASSES) {
-      checkCentral(c)
+      checkCentral(c, in: ProcessCentral())
       c &+= 1
     }
     checkQuarantine()
@@ -63,12 +63,13 @@ enum Invariants {
   /// CentralFreeList: `nonempty` holds spans of this class with `onList` set
   /// and a free or unbumped block; freeBlocks is their sum; every page of
   /// each span carries the span's facts; `emptySpans` counts its empty
-  /// spans, at most keptLimit.
-  private static func checkCentral(_ sizeClass: UInt32) {
-    let lock = swm_lock_at(sizeClass)
+  /// spans, at most keptLimit. Any central lists: the process's, or a unit
+  /// test's.
+  static func checkCentral<Site: CentralSite>(_ sizeClass: UInt32, in site: Site) {
+    let lock = site.lock(sizeClass)
     swm_lock(lock)
     defer { swm_unlock(lock) }
-    let central = Central.list(sizeClass)
+    let central = site.list(sizeClass)
     let size = UInt(swm_class_to_size(sizeClass))
     let objects = UInt(swm_class_span_objects(sizeClass))
     var freeBlocks: UInt = 0

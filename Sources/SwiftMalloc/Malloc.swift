@@ -12,6 +12,8 @@
 //   CentralFreeList (Middle/CentralFreeList.swift)   one per size class,
 //       behind its own lock: the spans of that class that have free blocks.
 //       Blocks move between a thread cache and its central list in batches.
+//       Central's functions take their site (Middle/CentralSite.swift): the
+//       lists, their locks and the page heap below them.
 //   PageHeap (Back/PageHeap.swift)   runs of free pages (spans), split on
 //       allocation, coalesced on free, behind one lock. Serves new spans for
 //       the central lists and page-run blocks for medium requests. A value

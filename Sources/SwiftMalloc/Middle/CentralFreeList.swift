@@ -32,12 +32,13 @@ enum Central {
   /// Up to `count` blocks linked through word 0, most recent first; returns
   /// the head and the number taken (0 only when memory is exhausted).
   /// `owner` (a ThreadCache.id or 0) becomes the owner of every span the
-  /// blocks come from.
-  static func fetch(_ sizeClass: UInt32, count: UInt32, owner: UInt32) -> (head: RawPtr?, taken: UInt32) {
-    let lock = swm_lock_at(sizeClass)
+  /// blocks come from. `site`: the lists, their locks and their page heap.
+  static func fetch<Site: CentralSite>(_ sizeClass: UInt32, count: UInt32, owner: UInt32,
+                                       in site: Site) -> (head: RawPtr?, taken: UInt32) {
+    let lock = site.lock(sizeClass)
     swm_lock(lock)
     defer { swm_unlock(lock) }
-    let central = list(sizeClass)
+    let central = site.list(sizeClass)
     let size = UInt(swm_class_to_size(sizeClass))
     let key = linkKeyBase
     var head: RawPtr? = nil
@@ -47,7 +48,7 @@ enum Central {
     // never makes pages resident that nobody has asked for yet.
     var freshBudget = max(size, OSMemory.pageSize)
     while taken < count && freshBudget >= size {
-      guard let span = central.pointee.nonempty.head ?? newSpan(sizeClass, central, owner: owner) else { break }
+      guard let span = central.pointee.nonempty.head ?? newSpan(sizeClass, central, owner: owner, site.pageHeap) else { break }
       let before = taken
       if span.pointee.owner != owner {
         span.pointee.owner = owner
@@ -98,11 +99,11 @@ enum Central {
   /// linked through word 0 and ending with nil; returns the rest of the list
   /// (one walk serves both the caller's cut and the release).
   @discardableResult
-  static func release(_ sizeClass: UInt32, head: RawPtr?, count: UInt32 = .max) -> RawPtr? {
-    let lock = swm_lock_at(sizeClass)
+  static func release<Site: CentralSite>(_ sizeClass: UInt32, head: RawPtr?, count: UInt32 = .max, in site: Site) -> RawPtr? {
+    let lock = site.lock(sizeClass)
     swm_lock(lock)
     defer { swm_unlock(lock) }
-    let central = list(sizeClass)
+    let central = site.list(sizeClass)
     let key = linkKeyBase
     var cursor = head
     var n: UInt32 = 0
@@ -125,7 +126,7 @@ enum Central {
         central.pointee.nonempty.remove(span)
         central.pointee.spans &-= 1
         central.pointee.freeBlocks &-= UInt(swm_class_span_objects(sizeClass))
-        Heap.pageHeap.freeSpan(span)
+        site.pageHeap.freeSpan(span)
       }
     }
     central.pointee.freeBlocks &+= UInt(n)
@@ -174,12 +175,12 @@ enum Central {
   }
 
   /// malloc_trim: the empty spans each class keeps go to the page heap.
-  static func releaseEmptySpans() {
+  static func releaseEmptySpans<Site: CentralSite>(in site: Site) {
     var c: UInt32 = 1
     while c < UInt32(SWM_NUM_CLASSES) {
-      let lock = swm_lock_at(c)
+      let lock = site.lock(c)
       swm_lock(lock)
-      let central = list(c)
+      let central = site.list(c)
       var cursor = central.pointee.emptySpans != 0 ? central.pointee.nonempty.head : nil
       while let span = cursor {
         cursor = span.pointee.next
@@ -187,7 +188,7 @@ enum Central {
         central.pointee.nonempty.remove(span)
         central.pointee.spans &-= 1
         central.pointee.freeBlocks &-= UInt(swm_class_span_objects(c))
-        Heap.pageHeap.freeSpan(span)
+        site.pageHeap.freeSpan(span)
       }
       central.pointee.emptySpans = 0
       swm_unlock(lock)
@@ -220,11 +221,11 @@ enum Central {
     return RawPtr(bitPattern: next)
   }
 
-  private static func newSpan(_ sizeClass: UInt32, _ central: UnsafeMutablePointer<CentralFreeList>,
-                              owner: UInt32) -> SpanPtr? {
+  private static func newSpan<Pages: PageHeapSite>(_ sizeClass: UInt32, _ central: UnsafeMutablePointer<CentralFreeList>,
+                                                   owner: UInt32, _ pageHeap: PageHeap<Pages>) -> SpanPtr? {
     let mitigations = Heap.state.pointee.mitigations
     let pages = UInt(swm_class_span_pages(sizeClass))
-    guard let span = Heap.pageHeap.allocateSpan(pages: pages, guardPage: mitigations.guardPages) else { return nil }
+    guard let span = pageHeap.allocateSpan(pages: pages, guardPage: mitigations.guardPages) else { return nil }
     span.pointee.freeList = nil
     span.pointee.bumpNext = span.pointee.start
     if mitigations.shuffle { shuffleIntoFreeList(span, sizeClass) }
