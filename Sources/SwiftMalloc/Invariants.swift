@@ -58,6 +58,7 @@ enum Invariants {
     if free != heap.state.pointee.freeBytes || clean != heap.state.pointee.cleanBytes {
       fail("page heap byte counts differ from its free spans", nil)
     }
+    if heap.state.pointee.heapBytes < free { fail("page heap holds fewer bytes than it has free", nil) }
   }
 
   /// CentralFreeList: `nonempty` holds spans of this class with `onList` set

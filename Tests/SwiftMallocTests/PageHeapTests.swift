@@ -212,6 +212,28 @@ struct TestPageHeap {
     Invariants.checkPageHeap(t.heap)
   }
 
+  @Test func theDirtyLimitGrowsWithTheBytesInUseUnlessFixed() throws {
+    for fixed in [false, true] {
+      let t = TestPageHeap(topPad: 0, dirtyLimit: 1 << 40)
+      defer { t.close() }
+      // 40 pages in use, then the limit cut to 4 pages
+      let live = try #require(t.heap.allocateSpan(pages: 32))
+      let churn = try #require(t.heap.allocateSpan(pages: 8))
+      t.heap.site.configure(trimThreshold: nil, topPad: nil, dirtyLimit: t.pages(4), fixed: fixed)
+      #expect(t.heap.state.pointee.heapBytes >= t.pages(40))
+      // 8 pages freed while 32 stay in use: up to 32 pages may stay dirty,
+      // unless the limit was fixed
+      t.heap.freeSpan(churn)
+      #expect(t.heap.dirtyCap() == (fixed ? t.pages(4) : max(t.pages(4), t.heap.state.pointee.heapBytes - t.freeBytes)))
+      #expect(t.dirtyBytes == (fixed ? 0 : t.pages(8)))
+      #expect(t.log.decommits.count == (fixed ? 1 : 0))
+      // everything freed: nothing in use, the 4-page limit holds either way
+      t.heap.freeSpan(live)
+      #expect(t.dirtyBytes <= t.pages(4))
+      Invariants.checkPageHeap(t.heap)
+    }
+  }
+
   @Test func theTopBeyondTheTrimThresholdGoesBack() throws {
     let t = TestPageHeap(trimThreshold: 8 * 4096, topPad: 2 * 4096)
     defer { t.close() }

@@ -161,7 +161,8 @@ struct PageHeap<Site: PageHeapSite> {
   }
 
   /// A free span of at least `pages` pages: the smallest exact list that
-  /// has one; beyond the exact lists, the highest-addressed span that fits.
+  /// has one; beyond the exact lists, the highest-addressed span that fits,
+  /// a resident (dirty) one before a decommitted one.
   /// Large runs placed high keep the top of the sbrk heap in use, so free
   /// space gathers below it (reused, and decommitted by decay) instead of at
   /// the top, where each trim would give pages back only for the next large
@@ -175,13 +176,22 @@ struct PageHeap<Site: PageHeapSite> {
         n &+= 1
       }
     }
+    // the highest that fits, dirty ones first: their pages are resident,
+    // a clean (decommitted) span faults every page in again
     var best: SpanPtr? = nil
     var cursor = l[0].head
     while let s = cursor {
-      if s.pointee.pages >= pages && (best == nil || s.pointee.start > best!.pointee.start) { best = s }
+      if s.pointee.pages >= pages, best == nil || better(s, than: best.unsafelyUnwrapped) { best = s }
       cursor = s.pointee.next
     }
     return best
+  }
+
+  /// Between two long free spans that fit: the dirty one, else the higher.
+  @inline(__always)
+  private func better(_ a: SpanPtr, than b: SpanPtr) -> Bool {
+    if a.pointee.clean != b.pointee.clean { return !a.pointee.clean }
+    return a.pointee.start > b.pointee.start
   }
 
   /// Registers fresh OS memory as a free span, merged with the free spans on
@@ -197,6 +207,7 @@ struct PageHeap<Site: PageHeapSite> {
       Meta.freeSpan(span)
       return nil
     }
+    state.pointee.heapBytes &+= region.bytes
     release(span, touched: false, trim: false)
     return span
   }
@@ -333,9 +344,15 @@ struct PageHeapState {
   // Settings (Options.configure writes them, under this lock too).
   var trimThreshold: UInt
   var topPad: UInt
-  /// Free bytes that may stay resident at most (dirty); beyond it the
-  /// oldest go back at once.
+  /// Free bytes that may stay resident at most (dirty), or the bytes in
+  /// use if that is more, unless `dirtyLimitFixed` (dirtyCap); beyond
+  /// it the dirty pages go back at once.
   var dirtyLimit: UInt
+  /// Set when the program fixed the dirty limit (environment, mallopt).
+  var dirtyLimitFixed: Bool
+  /// Bytes the heap holds from its source (free or not): grown, less
+  /// what was trimmed from the top.
+  var heapBytes: UInt
   /// Free pages unused for this long are decommitted (ms).
   var decayMilliseconds: UInt
   /// Bytes of guard pages of spans in use (atomic): neither the program's

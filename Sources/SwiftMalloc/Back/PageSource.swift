@@ -57,11 +57,14 @@ extension PageHeapSite {
   /// Sets the page heap's trim threshold and M_TOP_PAD (bytes), dirty limit
   /// (bytes) and decay time (ms); nil leaves one unchanged. Options writes
   /// them (configuration flows down, never back).
-  func configure(trimThreshold: UInt?, topPad: UInt?, dirtyLimit: UInt? = nil, decay: UInt? = nil) {
+  /// `fixed`: the dirty limit is the program's own and does not grow with
+  /// the bytes in use (PageHeap.dirtyCap).
+  func configure(trimThreshold: UInt?, topPad: UInt?, dirtyLimit: UInt? = nil, decay: UInt? = nil, fixed: Bool? = nil) {
     swm_lock(lock)
     if let trimThreshold { state.pointee.trimThreshold = trimThreshold }
     if let topPad { state.pointee.topPad = topPad }
     if let dirtyLimit { state.pointee.dirtyLimit = dirtyLimit }
+    if let fixed { state.pointee.dirtyLimitFixed = fixed }
     if let decay { state.pointee.decayMilliseconds = decay }
     swm_unlock(lock)
   }

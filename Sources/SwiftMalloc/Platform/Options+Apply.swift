@@ -32,7 +32,7 @@ extension Options.Option {
       state.pointee.caches.budget = value
       Budget.updateShare()
     case .dirtyLimit:
-      Heap.pageHeapSite.configure(trimThreshold: nil, topPad: nil, dirtyLimit: value)
+      Heap.pageHeapSite.configure(trimThreshold: nil, topPad: nil, dirtyLimit: value, fixed: true)
       state.pointee.options.dirtyLimitPinned = true
     case .backgroundPurge:
       state.pointee.options.backgroundPurge = value != 0
