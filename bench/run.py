@@ -151,6 +151,8 @@ def define_workloads(args):
     c("realloc", ["realloc"], "vector doubling to 64 MiB, then random realloc sizes")
     c("frag", ["frag"], "long- and short-lived objects in shifting size bands; peak RSS vs peak live")
     c("large", ["large"], "churn of 64 KiB..4 MiB blocks around the mmap threshold")
+    c("threads", ["threads"], "1000 threads use 24 size classes each, then sit idle; RSS per idle thread")
+    c("freeall", ["freeall"], "230 MB of small blocks allocated and all freed; RSS kept at once and after 6 s")
 
     py = sys.executable or shutil.which("python3")
     if py:

@@ -681,12 +681,104 @@ static void wl_large(void)
     metric("us_per_op", dt * 1e6 / (double)n, "us", "lower");
 }
 
+/* ------------------------------------------------------------- 9. threads */
+/* Many threads that each use 24 size classes (16 B .. 48 KiB, 64 blocks of
+ * each, all freed again) and then sit idle, as the threads of a pool do:
+ * RSS per idle thread, and what stays after they exit (64 KiB stacks, so
+ * the stacks add little and the same for every allocator). */
+static pthread_barrier_t thr_idle, thr_done;
+
+static size_t thr_class_size(int k)
+{
+    size_t s = (size_t)16 << (k / 2);
+    return k & 1 ? s + s / 2 : s;
+}
+
+static void *thr_worker(void *arg)
+{
+    (void)arg;
+    void *v[64];
+    for (int k = 0; k < 24; k++) {
+        for (int i = 0; i < 64; i++) {
+            v[i] = xmalloc(thr_class_size(k));
+            memset(v[i], 1, 16);
+        }
+        for (int i = 0; i < 64; i++) free(v[i]);
+    }
+    pthread_barrier_wait(&thr_idle);
+    pthread_barrier_wait(&thr_done);
+    return NULL;
+}
+
+static void wl_threads(void)
+{
+    int n = (int)scaled(1000);
+    if (n < 50) n = 50;
+    pthread_t *t = xmalloc((size_t)n * sizeof *t);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 << 10);
+    pthread_barrier_init(&thr_idle, NULL, (unsigned)n + 1);
+    pthread_barrier_init(&thr_done, NULL, (unsigned)n + 1);
+    double before = cur_rss_bytes();
+    double t0 = now();
+    for (int i = 0; i < n; i++)
+        if (pthread_create(&t[i], &attr, thr_worker, NULL) != 0) { perror("pthread_create"); exit(1); }
+    pthread_barrier_wait(&thr_idle);
+    double idle = cur_rss_bytes();
+    pthread_barrier_wait(&thr_done);
+    for (int i = 0; i < n; i++) pthread_join(t[i], NULL);
+    double dt = now() - t0;
+    double after = cur_rss_bytes();
+    free(t);
+    metric("threads", n, "", "info");
+    metric("seconds", dt, "s", "lower");
+    metric("rss_per_idle_thread_KiB", (idle - before) / n / 1024.0, "KiB", "lower");
+    metric("rss_after_exit_MiB", (after - before) / 1048576.0, "MiB", "lower");
+}
+
+/* ------------------------------------------------------------- 10. freeall */
+/* Allocate about 230 MB of mixed small blocks (16 .. 1016 B), free them all,
+ * then keep calling the allocator lightly for 6 s (2,000 mixed blocks every
+ * 100 ms): the share of what the peak added that is still resident at once
+ * and after the 6 s (longer than swiftmalloc's 5 s decay time). */
+static void wl_freeall(void)
+{
+    long n = scaled(400000);
+    void **v = xmalloc((size_t)n * sizeof *v);
+    memset(v, 0, (size_t)n * sizeof *v);
+    double start = cur_rss_bytes();
+    double t0 = now();
+    for (long i = 0; i < n; i++) {
+        size_t sz = 16 + ((size_t)i * 7919) % 1000;
+        v[i] = xmalloc(sz);
+        memset(v[i], 1, sz);
+    }
+    double peak = cur_rss_bytes();
+    for (long i = 0; i < n; i++) free(v[i]);
+    double dt = now() - t0;
+    double freed = cur_rss_bytes();
+    for (int round = 0; round < 60; round++) {
+        usleep(100 * 1000);
+        void *w[2000];
+        for (int i = 0; i < 2000; i++) w[i] = xmalloc(16 + (size_t)(i * 13) % 1000);
+        for (int i = 0; i < 2000; i++) free(w[i]);
+    }
+    double later = cur_rss_bytes();
+    free(v);
+    double added = peak - start > 1 ? peak - start : 1;
+    metric("seconds", dt, "s", "lower");
+    metric("rss_added_MiB", added / 1048576.0, "MiB", "info");
+    metric("kept_after_free_pct", 100.0 * (freed - start) / added, "%", "lower");
+    metric("kept_after_6s_pct", 100.0 * (later - start) / added, "%", "lower");
+}
+
 /* ---------------------------------------------------------------- main */
 static void usage(void)
 {
     fprintf(stderr,
             "usage: wl NAME [-s SCALE] [-t THREADS]\n"
-            "NAME: fastpath batch larson prodcons thrash scratch realloc frag large\n");
+            "NAME: fastpath batch larson prodcons thrash scratch realloc frag large threads freeall\n");
     exit(2);
 }
 
@@ -712,6 +804,8 @@ int main(int argc, char **argv)
     else if (!strcmp(name, "realloc")) wl_realloc();
     else if (!strcmp(name, "frag")) wl_frag();
     else if (!strcmp(name, "large")) wl_large();
+    else if (!strcmp(name, "threads")) wl_threads();
+    else if (!strcmp(name, "freeall")) wl_freeall();
     else usage();
     metric("workload_seconds", now() - t0, "s", "lower");
     return 0;
