@@ -235,10 +235,25 @@ func sizeMatches(_ size: UInt, alignment: UInt, span: SpanPtr) -> Bool {
 }
 
 /// free_sized (C23): a size the block cannot have been allocated with is a
-/// caller bug.
+/// caller bug. C++ sized delete comes here for every object, so a small
+/// block takes free's own path after one more compare: the class its page's
+/// facts name against the class of `size` (secure mode, whose smallLimit is
+/// 0, and size 0 take the full check).
 @c(swmcore_free_sized)
 public func swmcore_free_sized(_ p: RawPtr?, _ size: UInt) {
   guard let p else { return }
+  if size &- 1 < Heap.state.pointee.route.smallLimit, let small = PageMap.smallFacts(UInt(bitPattern: p)),
+     small.isSmall {
+    if swm_size_to_class(Int(bitPattern: size)) != small.sizeClass {
+      Diagnostics.fatal("free_sized()", "size mismatch for", p)
+    }
+    return deallocate(p, call: "free_sized()")
+  }
+  freeSizedSlow(p, size)
+}
+
+@inline(never)
+private func freeSizedSlow(_ p: RawPtr, _ size: UInt) {
   let span = Ownership.liveBlock(p, use: .release, call: "free_sized()")
   if !sizeMatches(size, alignment: 16, span: span) { Diagnostics.fatal("free_sized()", "size mismatch for", p) }
   deallocate(p, call: "free_sized()")
