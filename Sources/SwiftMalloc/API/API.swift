@@ -208,8 +208,24 @@ func usableSize(of p: RawPtr, span: SpanPtr, call: StaticString) -> UInt {
   return span.pointee.userPages &<< OSMemory.pageShift
 }
 
+/// malloc_usable_size. Programs that count their memory call it on every
+/// allocation and free (Redis built with libc's malloc does), so a small
+/// block is answered from its page's facts, with free's own checks (block
+/// start, not freed); canaries (secure mode, MALLOC_CHECK_), whose
+/// smallLimit is 0, take the full path, which checks the canary.
 @c(swmcore_usable_size)
 public func swmcore_usable_size(_ p: RawPtr?) -> UInt {
+  let address = UInt(bitPattern: p)
+  if Heap.state.pointee.route.smallLimit != 0, let small = PageMap.smallFacts(address), small.isSmall {
+    _ = Ownership.checkSmallBlock(p.unsafelyUnwrapped, sizeClass: small.sizeClass, offset: small.spanOffset(of: address),
+                                  use: .access, call: "malloc_usable_size()")
+    return UInt(swm_class_to_size(small.sizeClass))
+  }
+  return usableSizeSlow(p)
+}
+
+@inline(never)
+private func usableSizeSlow(_ p: RawPtr?) -> UInt {
   guard let p else { return 0 }
   return usableSize(of: p, span: Ownership.liveBlock(p, use: .access, call: "malloc_usable_size()"),
                     call: "malloc_usable_size()")
