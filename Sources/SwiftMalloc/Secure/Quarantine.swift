@@ -7,8 +7,10 @@ import CShim
 /// takes the freed tag (with canaries that word is the trailer, never the
 /// caller's: reads after free see zeros only); the ring keeps its
 /// bookkeeping outside the blocks. When it
-/// leaves, the block must still read so, else a write after free is
-/// reported; then it goes back to its central list.
+/// leaves, the block must still read so (all of it up to 576 bytes; of a
+/// larger block its first 256 bytes, its last 64 and a 256-byte stretch
+/// drawn at each exit: `isIntact`), else a write after free is reported;
+/// then it goes back to its central list.
 ///
 /// The quarantine is split into `shards` (SWM_QUARANTINE_SHARDS) rings, each
 /// with its own lock; a free enters the shard of the CPU it runs on (rseq's
@@ -55,6 +57,8 @@ enum Quarantine {
     var count: UInt
     /// Bytes of the blocks in this shard (free memory in mallinfo2).
     var bytes: UInt
+    /// Blocks that left this shard (salts the exit check's stretches).
+    var exits: UInt
     var ring: InlineArray<1056, RawPtr?>
   }
 
@@ -89,9 +93,11 @@ enum Quarantine {
     q.pointee.count &+= 1
     q.pointee.bytes &+= size
     let over = q.pointee.count == slots || q.pointee.bytes > maxBytes &+ batchBytes
+    let salt = q.pointee.exits
     swm_unlock(lock(shard))
     if let (block, sizeClass) = spilled {
       var one = Batch()
+      one.salt = salt
       one.append(block, sizeClass: sizeClass)
       one.release()
     }
@@ -111,6 +117,7 @@ enum Quarantine {
         let (block, sizeClass) = evictOldest(q)
         out.append(block, sizeClass: sizeClass)
       }
+      out.salt = q.pointee.exits
       swm_unlock(lock(shard))
       if out.count == 0 { return }
       out.release()
@@ -126,6 +133,7 @@ enum Quarantine {
     let block = q.pointee.ring[oldest]!
     q.pointee.ring[oldest] = nil
     q.pointee.count &-= 1
+    q.pointee.exits &+= 1
     let sizeClass = smallClass(of: block)
     q.pointee.bytes &-= UInt(swm_class_to_size(sizeClass))
     return (block, sizeClass)
@@ -184,19 +192,46 @@ enum Quarantine {
     return facts.sizeClass
   }
 
+  /// Bytes at the start of a block, and at its end (the trailer's line),
+  /// that the exit check always reads.
+  static let checkedHead = 256
+  static let checkedTail = 64
+  /// Bytes of the one stretch of the rest the exit check reads, at a place
+  /// drawn anew at each exit.
+  static let checkedStretch = 256
+
   /// Whether a block that leaves reads as it was left: its last word the
-  /// tag and the rest zero (one or-ed difference, a loop the compiler
-  /// vectorizes; blocks are multiples of 16 bytes).
+  /// tag and the rest zero. A block of up to 576 bytes is read in full; a
+  /// larger one in its first 256 bytes, its last 64 and one 256-byte
+  /// stretch at a 64-byte line drawn from `salt`, the block and the key
+  /// (so neither the same block nor an observer of exits fixes it).
+  /// One or-ed difference, loops the compiler vectorizes; blocks are
+  /// multiples of 16 bytes.
   @inline(__always)
-  fileprivate static func isIntact(_ block: RawPtr, size: Int) -> Bool {
+  fileprivate static func isIntact(_ block: RawPtr, size: Int, salt: UInt) -> Bool {
     let tag = UInt(bitPattern: block) ^ Heap.state.pointee.tagSecret
     var stray = block.load(fromByteOffset: size &- 8, as: UInt.self) ^ tag
-    var offset = 0
-    while offset < size &- 8 {
+    if size <= checkedHead &+ checkedStretch &+ checkedTail {
+      return stray | zeroes(block, from: 0, to: size &- 8) == 0
+    }
+    stray |= zeroes(block, from: 0, to: checkedHead) | zeroes(block, from: size &- checkedTail, to: size &- 8)
+    let places = UInt((size &- checkedHead &- checkedStretch &- checkedTail) / 64) &+ 1
+    let r = ((UInt(bitPattern: block) ^ salt ^ Heap.state.pointee.keySecret) &* 0x9e37_79b9_7f4a_7c15) &>> 32
+    let start = checkedHead &+ Int(r % places) &* 64
+    return stray | zeroes(block, from: start, to: start &+ checkedStretch) == 0
+  }
+
+  /// The or of the words of [from, to) (byte offsets, multiples of 8):
+  /// zero when they all are.
+  @inline(__always)
+  private static func zeroes(_ block: RawPtr, from: Int, to: Int) -> UInt {
+    var stray: UInt = 0
+    var offset = from
+    while offset < to {
       stray |= block.load(fromByteOffset: offset, as: UInt.self)
       offset &+= 8
     }
-    return stray == 0
+    return stray
   }
 }
 
@@ -206,6 +241,8 @@ private struct Batch {
   var classes: InlineArray<32, UInt8> = InlineArray(repeating: 0)
   var count: UInt = 0
   var bytes: UInt = 0
+  /// Draws the stretches the exit check reads (Quarantine.isIntact).
+  var salt: UInt = 0
 
   mutating func append(_ block: RawPtr, sizeClass: UInt32) {
     blocks[Int(count)] = block
@@ -223,7 +260,7 @@ private struct Batch {
     while i < Int(count) {
       let block = blocks[i]!
       let sizeClass = UInt32(classes[i])
-      if !Quarantine.isIntact(block, size: Int(swm_class_to_size(sizeClass))) {
+      if !Quarantine.isIntact(block, size: Int(swm_class_to_size(sizeClass)), salt: salt &+ UInt(i)) {
         Diagnostics.damageFound("write after free detected in block", block, during: "free()")
       }
       block.storeBytes(of: heads[Int(sizeClass)], as: RawPtr?.self)
