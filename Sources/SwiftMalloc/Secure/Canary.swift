@@ -16,10 +16,10 @@ import CShim
 /// The canary runs from n to C = min(S-8, (n rounded down to 8) + `window`):
 /// at most 64 bytes, whatever the slack (an 8192-byte request in a 10 KiB
 /// class writes and checks 64 bytes, not 2 KiB). A linear overflow past the
-/// request crosses byte n first, so it is caught however far it runs (or the
-/// size word, if it skips past C: found as the trailer overwritten); a
+/// request crosses byte n first, so it is caught however far it runs; a
 /// write that lands beyond C without touching [n, C) (an indexed write
-/// into the slack) is not. hardened_malloc's canary is one 8-byte word.
+/// into the slack) is not, unless it reaches the size word.
+/// hardened_malloc's canary is one 8-byte word.
 ///
 /// The canary's first byte is zero (as hardened_malloc's): a string the
 /// caller forgot to terminate stops there instead of running into the next
