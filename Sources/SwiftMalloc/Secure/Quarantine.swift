@@ -13,9 +13,11 @@ import CShim
 /// then it goes back to its central list.
 ///
 /// The quarantine is split into `shards` (SWM_QUARANTINE_SHARDS) rings, each
-/// with its own lock; a free enters the shard of the CPU it runs on (rseq's
-/// cpu_id, else a per-thread number), so threads on different CPUs do not
-/// serialize on one lock. Each shard keeps its own limits: a block waits for
+/// with its own lock; a free enters the shard of its thread (threads
+/// numbered in the order they first ask, round robin over the shards), so
+/// up to 4 threads do not serialize on one lock, and a thread's blocks
+/// always meet its own later frees (not those of the CPU it ran on, which
+/// another CPU's shard might not see for a long time). Each shard keeps its own limits: a block waits for
 /// `depth` later frees into its shard, or until `maxBytes` of blocks freed
 /// after it have entered that shard.
 ///
@@ -76,14 +78,14 @@ enum Quarantine {
     return (base + shard &* MemoryLayout<Shard>.stride).assumingMemoryBound(to: Shard.self)
   }
 
-  /// A freed block enters the shard of this CPU; when that shard is over
+  /// A freed block enters the shard of this thread; when that shard is over
   /// its limits, its oldest blocks leave, checked and released after the
   /// lock is dropped.
   static func enter(_ p: RawPtr, sizeClass: UInt32, tag: UInt) {
     let size = UInt(swm_class_to_size(sizeClass))
     p.initializeMemory(as: UInt8.self, repeating: 0, count: Int(size))
     p.storeBytes(of: tag, toByteOffset: Int(size &- 8), as: UInt.self)
-    let shard = Int(swm_pool_cpu()) & (shards &- 1)
+    let shard = Int(swm_thread_number()) & (shards &- 1)
     swm_lock(lock(shard))
     let q = state(shard)
     // full: another thread filled it and has not drained it yet
