@@ -120,8 +120,9 @@ enum Invariants {
   private static func checkQuarantine() {
     var shard = 0
     while shard < Quarantine.shards {
-      swm_lock(Quarantine.lock(shard))
-      defer { swm_unlock(Quarantine.lock(shard)) }
+      let lock = Quarantine.lock(shard)  // not `shard`: the defer runs after shard += 1
+      swm_lock(lock)
+      defer { swm_unlock(lock) }
       let q = Quarantine.state(shard)
       if q.pointee.count > Quarantine.slots { fail("quarantine holds more blocks than slots", nil) }
       var bytes: UInt = 0
