@@ -109,6 +109,7 @@ enum Heap {
     defer { swm_unlock(lock) }
     if state.pointee.initialized != 0 { return }
     if MemoryLayout<HeapState>.size > Int(swm_state_bytes()) || ClassArray<Bin>.count != Int(SWM_NUM_CLASSES)
+      || InlineArray<4, Quarantine.Shard>.count != Int(swm_quarantine_shards())
       || ThreadCache.binsBytes > Int(SWM_FRESH_CACHE_BYTES) || MemoryLayout<Span>.stride > Int(Meta.spanBytes) {
       Diagnostics.fatal("init", "state block too small", nil)
     }

@@ -116,22 +116,28 @@ enum Invariants {
     }
   }
 
-  /// Quarantine: at most `slots` blocks; bytes is the sum of their sizes.
+  /// Quarantine: each shard at most `slots` blocks, all small; its bytes
+  /// the sum of their sizes.
   private static func checkQuarantine() {
-    swm_lock(Quarantine.lock)
-    defer { swm_unlock(Quarantine.lock) }
-    let q = Quarantine.state
-    if q.pointee.count > Quarantine.slots { fail("quarantine holds more blocks than slots", nil) }
-    var bytes: UInt = 0
-    var k: UInt = 0
-    while k < q.pointee.count {
-      let slot = Int((q.pointee.next &+ Quarantine.slots &- q.pointee.count &+ k) % Quarantine.slots)
-      guard let block = q.pointee.ring[slot], let span = PageMap.lookup(UInt(bitPattern: block)),
-            span.pointee.kind == SpanKind.small else { fail("quarantine holds a block that is not small", nil) }
-      bytes &+= UInt(swm_class_to_size(UInt32(span.pointee.sizeClass)))
-      k &+= 1
+    var shard = 0
+    while shard < Quarantine.shards {
+      let lock = Quarantine.lock(shard)  // not `shard`: the defer runs after shard += 1
+      swm_lock(lock)
+      defer { swm_unlock(lock) }
+      let q = Quarantine.state(shard)
+      if q.pointee.count > Quarantine.slots { fail("quarantine holds more blocks than slots", nil) }
+      var bytes: UInt = 0
+      var k: UInt = 0
+      while k < q.pointee.count {
+        let slot = Int((q.pointee.next &+ Quarantine.slots &- q.pointee.count &+ k) % Quarantine.slots)
+        guard let block = q.pointee.ring[slot], let span = PageMap.lookup(UInt(bitPattern: block)),
+              span.pointee.kind == SpanKind.small else { fail("quarantine holds a block that is not small", nil) }
+        bytes &+= UInt(swm_class_to_size(UInt32(span.pointee.sizeClass)))
+        k &+= 1
+      }
+      if bytes != q.pointee.bytes { fail("quarantine byte count differs from its blocks", nil) }
+      shard &+= 1
     }
-    if bytes != q.pointee.bytes { fail("quarantine byte count differs from its blocks", nil) }
   }
 }
 

@@ -93,6 +93,13 @@ extern const ptrdiff_t __rseq_offset __attribute__((weak));
 extern const unsigned int __rseq_size __attribute__((weak));
 extern __thread unsigned swm_pool_thread_slot __attribute__((tls_model("initial-exec"), visibility("hidden")));
 unsigned swm_pool_assign_slot(void) __attribute__((visibility("hidden")));
+/* A number of the calling thread, fixed for its life: 1, 2, ... in the
+ * order threads first ask (secure mode's quarantine shards, and the
+ * fallback of swm_pool_cpu). */
+static inline __attribute__((always_inline)) unsigned swm_thread_number(void) {
+  unsigned slot = swm_pool_thread_slot;
+  return slot != 0 ? slot : swm_pool_assign_slot();
+}
 static inline __attribute__((always_inline)) unsigned swm_pool_cpu(void) {
   if (&__rseq_size != NULL && __rseq_size != 0) {
     char *tp;
@@ -100,8 +107,7 @@ static inline __attribute__((always_inline)) unsigned swm_pool_cpu(void) {
     int c = *(volatile int *)(tp + __rseq_offset + 4); /* struct rseq.cpu_id */
     if (__builtin_expect(c >= 0, 1)) return (unsigned)c;
   }
-  unsigned slot = swm_pool_thread_slot;
-  return slot != 0 ? slot : swm_pool_assign_slot();
+  return swm_thread_number();
 }
 
 /* Every live slab cache (for swm_slabinfo and fork) and every memory reserve

@@ -301,7 +301,7 @@ static inline long swm_sys_getpid(void) { return SWM_SYSCALL(SYS_getpid, 0, 0, 0
 /* All allocator state lives in one zero-initialised BSS block (zero is the
  * valid "not yet initialised" state of every structure in it); Swift lays
  * it out as one HeapState, see Heap.swift. Defined in state.c under this asm name. */
-#define SWM_STATE_BYTES (64u * 1024u)
+#define SWM_STATE_BYTES (128u * 1024u)
 extern char swm_state_blob_start __asm__("swm_state_blob") __attribute__((visibility("hidden")));
 static inline __attribute__((always_inline)) void *swm_state(void) { return &swm_state_blob_start; }
 static inline size_t swm_state_bytes(void) { return SWM_STATE_BYTES; }
@@ -309,7 +309,8 @@ static inline size_t swm_state_bytes(void) { return SWM_STATE_BYTES; }
 /* Lock order (fork takes them all in this order, after the pools' locks):
  *   init < central list of class 1 < ... < class N-1 < page heap
  *   < large-block cache < meta < page map
- *   < quarantine (secure mode; taken with no other lock held).
+ *   < quarantine shard 0 < ... < shard SWM_QUARANTINE_SHARDS-1 (secure mode;
+ *     each taken with no other lock held, one at a time).
  * A thread holding one may take only locks later in this order.
  * No lock is ever held across a call into libc that may allocate or that a
  * program may interpose: OS calls are raw system calls (above), and the
@@ -320,7 +321,9 @@ static inline size_t swm_state_bytes(void) { return SWM_STATE_BYTES; }
 #define SWM_LOCK_META (SWM_NUM_CLASSES + 2)
 #define SWM_LOCK_PAGEMAP (SWM_NUM_CLASSES + 3)
 #define SWM_LOCK_QUARANTINE (SWM_NUM_CLASSES + 4)
-#define SWM_NUM_LOCKS (SWM_NUM_CLASSES + 5)
+/* Secure mode's quarantine shards, one lock each (Quarantine.swift). */
+#define SWM_QUARANTINE_SHARDS 4u
+#define SWM_NUM_LOCKS (SWM_NUM_CLASSES + 4 + SWM_QUARANTINE_SHARDS)
 static inline __attribute__((always_inline)) swm_lock_t *swm_lock_at(unsigned i) {
   /* block-scope declarations keep the arrays out of Swift's view */
   extern swm_lock_t swm_locks[] __attribute__((visibility("hidden")));
@@ -329,7 +332,11 @@ static inline __attribute__((always_inline)) swm_lock_t *swm_lock_at(unsigned i)
 static inline unsigned swm_lock_index_pageheap(void) { return SWM_LOCK_PAGEHEAP; }
 static inline unsigned swm_lock_index_meta(void) { return SWM_LOCK_META; }
 static inline unsigned swm_lock_index_pagemap(void) { return SWM_LOCK_PAGEMAP; }
-static inline unsigned swm_lock_index_quarantine(void) { return SWM_LOCK_QUARANTINE; }
+/* The lock of quarantine shard `shard` (< SWM_QUARANTINE_SHARDS). */
+static inline __attribute__((always_inline)) unsigned swm_lock_index_quarantine(unsigned shard) {
+  return SWM_LOCK_QUARANTINE + shard;
+}
+static inline unsigned swm_quarantine_shards(void) { return SWM_QUARANTINE_SHARDS; }
 static inline unsigned swm_lock_index_large_cache(void) { return SWM_LOCK_LARGE_CACHE; }
 static inline unsigned swm_lock_count(void) { return SWM_NUM_LOCKS; }
 

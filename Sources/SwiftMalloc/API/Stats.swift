@@ -46,7 +46,7 @@ enum Stats {
   /// grown: the peaks, from counters read without their locks.
   static func noteGrowth() {
     let pageHeap = Heap.pageHeap.state
-    var free = pageHeap.pointee.freeBytes &+ pageHeap.pointee.guardBytes &+ Quarantine.state.pointee.bytes
+    var free = pageHeap.pointee.freeBytes &+ pageHeap.pointee.guardBytes &+ Quarantine.bytesUnlocked()
     var c: UInt32 = 1
     while c < UInt32(SWM_NUM_CLASSES) {
       let central = Central.list(c)

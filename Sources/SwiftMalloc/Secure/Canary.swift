@@ -10,8 +10,16 @@ import CShim
 ///
 /// Layout of a small block of class size S holding a request of n bytes:
 ///
-///     0            n                      S-8          S
-///     | caller's n | 0 | canary (>= 7 B)  | n ^ key    |
+///     0            n                      C          S-8          S
+///     | caller's n | 0 | canary (>= 7 B)  | unchecked | n ^ key    |
+///
+/// The canary runs from n to C = min(S-8, (n rounded down to 8) + `window`):
+/// at most 64 bytes, whatever the slack (an 8192-byte request in a 10 KiB
+/// class writes and checks 64 bytes, not 2 KiB). A linear overflow past the
+/// request crosses byte n first, so it is caught however far it runs; a
+/// write that lands beyond C without touching [n, C) (an indexed write
+/// into the slack) is not, unless it reaches the size word.
+/// hardened_malloc's canary is one 8-byte word.
 ///
 /// The canary's first byte is zero (as hardened_malloc's): a string the
 /// caller forgot to terminate stops there instead of running into the next
@@ -23,6 +31,13 @@ import CShim
 enum Canary {
   /// Canary (at least 8 bytes) plus the size word.
   static let overhead: UInt = 16
+  /// Bytes from the word holding byte n that the canary covers at most.
+  static let window: UInt = 64
+
+  /// Where the canary of a request of `n` bytes ends in a block whose size
+  /// word starts at `end` (bytes from the block; a multiple of 8).
+  @inline(__always)
+  static func canaryEnd(request n: UInt, end: UInt) -> UInt { min(end, (n & ~7) &+ window) }
 
   @inline(__always)
   static var canaryByte: UInt8 { UInt8(truncatingIfNeeded: Heap.state.pointee.keySecret &>> 16) | 0x81 }
@@ -47,7 +62,7 @@ enum Canary {
     if zeroed { block.initializeMemory(as: UInt8.self, repeating: 0, count: Int(n)) }
     else if mitigations.perturbs { block.initializeMemory(as: UInt8.self, repeating: ~mitigations.perturbByte, count: Int(n)) }
     if mitigations.canaries {
-      writeCanary(block, request: n, end: size &- 8)
+      writeCanary(block, request: n, end: canaryEnd(request: n, end: size &- 8))
       block.storeBytes(of: n ^ sizeKey(block), toByteOffset: Int(size &- 8), as: UInt.self)
     }
     return block
@@ -92,7 +107,8 @@ enum Canary {
     return n
   }
 
-  /// Checks the size word and every canary byte; returns the requested size.
+  /// Checks the size word and every canary byte (those of the window);
+  /// returns the requested size.
   /// The canary's words are compared whole (the first one masked to the
   /// bytes from n), their differences or-ed (a loop the compiler
   /// vectorizes), one branch at the end.
@@ -100,7 +116,7 @@ enum Canary {
     let size = UInt(swm_class_to_size(sizeClass))
     let n = requestedSize(p, sizeClass: sizeClass, use: use, call: call)
     let word = UInt(canaryByte) &* 0x0101_0101_0101_0101
-    let end = size &- 8  // the size word; blocks are 16-byte multiples, so end is 8-aligned
+    let end = canaryEnd(request: n, end: size &- 8)  // blocks are 16-byte multiples: end is 8-aligned
     let first = n & ~7
     let shift = (n & 7) &* 8
     let mine = ~0 &<< shift  // the canary's bytes of the first word

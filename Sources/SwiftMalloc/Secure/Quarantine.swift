@@ -7,91 +7,120 @@ import CShim
 /// takes the freed tag (with canaries that word is the trailer, never the
 /// caller's: reads after free see zeros only); the ring keeps its
 /// bookkeeping outside the blocks. When it
-/// leaves, the block must still read so, else a write after free is
-/// reported; then it goes back to its central list.
+/// leaves, the block must still read so (all of it up to 576 bytes; of a
+/// larger block its first 256 bytes, its last 64 and a 256-byte stretch
+/// drawn at each exit: `isIntact`), else a write after free is reported;
+/// then it goes back to its central list.
+///
+/// The quarantine is split into `shards` (SWM_QUARANTINE_SHARDS) rings, each
+/// with its own lock; a free enters the shard of its thread (threads
+/// numbered in the order they first ask, round robin over the shards), so
+/// up to 4 threads do not serialize on one lock, and a thread's blocks
+/// always meet its own later frees (not those of the CPU it ran on, which
+/// another CPU's shard might not see for a long time). Each shard keeps its own limits: a block waits for
+/// `depth` later frees into its shard, or until `maxBytes` of blocks freed
+/// after it have entered that shard.
 ///
 /// Blocks leave in batches, so that one free in `batch` pays for the class
 /// locks: a batch is checked and sorted by class with no lock held, and
 /// each class of the batch gets its blocks back in one Central.release.
-/// The batch is taken above the limits, never within them: every block
-/// waits for at least `depth` later frees, or until `maxBytes` of blocks
-/// freed after it have entered.
+/// The batch is taken above the limits, never within them.
 ///
-/// Invariants (quarantine lock, taken with no other lock held): the ring is
-/// a FIFO of `count` blocks ending before `next`; `bytes` is the sum of
-/// their class sizes; count <= slots (an `enter` that finds the ring full,
-/// before the thread that filled it drains it, takes the oldest block out
-/// itself); the thread whose `enter` brings count to slots or bytes over
-/// maxBytes + batchBytes drains it to count <= depth and bytes <= maxBytes
-/// (but for a single block larger than that).
+/// Invariants (per shard, under its lock, taken with no other lock held):
+/// the ring is a FIFO of `count` blocks ending before `next`; `bytes` is the
+/// sum of their class sizes; count <= slots (an `enter` that finds the ring
+/// full, before the thread that filled it drains it, takes the oldest block
+/// out itself); the thread whose `enter` brings count to slots or bytes over
+/// maxBytes + batchBytes drains that shard to count <= depth and bytes <=
+/// maxBytes (but for a single block larger than that).
 enum Quarantine {
-  /// Later frees each block waits for at least (unless maxBytes is reached).
+  /// Later frees into its shard each block waits for at least (unless the
+  /// shard's maxBytes is reached).
   static let depth: UInt = 1024
   /// Blocks that leave together at most (a batch on the stack).
   static let batch: UInt = 32
   /// A batch stops growing once it holds this many bytes, and the bytes in
-  /// quarantine may exceed maxBytes by as much before a batch leaves: the
+  /// a shard may exceed maxBytes by as much before a batch leaves: the
   /// blocks of large classes leave a few at a time too, and a batch empties
   /// few spans (Central.keptLimit keeps that many empty).
   static let batchBytes: UInt = 64 << 10
-  /// Ring slots: depth plus one batch.
+  /// Ring slots per shard: depth plus one batch.
   static let slots: UInt = 1056
-  /// The quarantine also holds at most this many bytes: 1024 blocks of up to
-  /// 32 KiB would keep 32 MiB resident (and make every fork copy its page
-  /// tables); the limit only shortens the wait of blocks over 4 KiB.
-  static let maxBytes: UInt = 4 << 20
+  /// Bytes a shard holds at most (1 MiB; 4 MiB over the 4 shards): 1024
+  /// blocks of up to 32 KiB would keep 32 MiB resident per shard (and make
+  /// every fork copy its page tables); the limit only shortens the wait of
+  /// blocks over 1 KiB, and keeps the blocks that leave in the L2 cache.
+  static let maxBytes: UInt = 1 << 20
+  /// Shards (a power of two).
+  static var shards: Int { Int(swm_quarantine_shards()) }
 
-  struct State {
+  struct Shard {
     var next: UInt
     var count: UInt
-    /// Bytes of the blocks in quarantine (free memory in mallinfo2).
+    /// Bytes of the blocks in this shard (free memory in mallinfo2).
     var bytes: UInt
+    /// Blocks that left this shard (salts the exit check's stretches).
+    var exits: UInt
     var ring: InlineArray<1056, RawPtr?>
   }
 
-  @inline(__always) static var lock: UnsafeMutablePointer<swm_lock_t> { swm_lock_at(swm_lock_index_quarantine()) }
-  @inline(__always) static var state: UnsafeMutablePointer<State> {
-    withUnsafeMutablePointer(to: &Heap.state.pointee.quarantine) { $0 }
+  /// SWM_QUARANTINE_SHARDS shards, laid out one after the other.
+  struct State {
+    var shards: InlineArray<4, Shard>
   }
 
-  /// A freed block enters; when the ring or its bytes are over their limits,
-  /// the oldest blocks leave, checked and released after the lock is dropped.
+  @inline(__always) static func lock(_ shard: Int) -> UnsafeMutablePointer<swm_lock_t> {
+    swm_lock_at(swm_lock_index_quarantine(UInt32(shard)))
+  }
+  /// Shard `shard` (0 ..< shards) in the heap state.
+  @inline(__always) static func state(_ shard: Int) -> UnsafeMutablePointer<Shard> {
+    let base = withUnsafeMutablePointer(to: &Heap.state.pointee.quarantine) { UnsafeMutableRawPointer($0) }
+    return (base + shard &* MemoryLayout<Shard>.stride).assumingMemoryBound(to: Shard.self)
+  }
+
+  /// A freed block enters the shard of this thread; when that shard is over
+  /// its limits, its oldest blocks leave, checked and released after the
+  /// lock is dropped.
   static func enter(_ p: RawPtr, sizeClass: UInt32, tag: UInt) {
     let size = UInt(swm_class_to_size(sizeClass))
     p.initializeMemory(as: UInt8.self, repeating: 0, count: Int(size))
     p.storeBytes(of: tag, toByteOffset: Int(size &- 8), as: UInt.self)
-    swm_lock(lock)
-    let q = state
+    let shard = Int(swm_thread_number()) & (shards &- 1)
+    swm_lock(lock(shard))
+    let q = state(shard)
     // full: another thread filled it and has not drained it yet
-    let spilled = q.pointee.count == slots ? evictOldest() : nil
+    let spilled = q.pointee.count == slots ? evictOldest(q) : nil
     q.pointee.ring[Int(q.pointee.next)] = p
     q.pointee.next = (q.pointee.next &+ 1) % slots
     q.pointee.count &+= 1
     q.pointee.bytes &+= size
     let over = q.pointee.count == slots || q.pointee.bytes > maxBytes &+ batchBytes
-    swm_unlock(lock)
+    let salt = q.pointee.exits
+    swm_unlock(lock(shard))
     if let (block, sizeClass) = spilled {
       var one = Batch()
+      one.salt = salt
       one.append(block, sizeClass: sizeClass)
       one.release()
     }
-    if over { drain() }
+    if over { drain(shard) }
   }
 
-  /// Takes batches of the oldest blocks out until count <= depth and bytes
-  /// <= maxBytes (or one block is left), releasing each batch.
+  /// Takes batches of the oldest blocks of `shard` out until count <= depth
+  /// and bytes <= maxBytes (or one block is left), releasing each batch.
   @inline(never)
-  private static func drain() {
+  private static func drain(_ shard: Int) {
     var out = Batch()
+    let q = state(shard)
     while true {
-      swm_lock(lock)
-      let q = state
+      swm_lock(lock(shard))
       while out.count < batch && out.bytes < batchBytes
               && (q.pointee.count > depth || q.pointee.bytes > maxBytes && q.pointee.count > 1) {
-        let (block, sizeClass) = evictOldest()
+        let (block, sizeClass) = evictOldest(q)
         out.append(block, sizeClass: sizeClass)
       }
-      swm_unlock(lock)
+      out.salt = q.pointee.exits
+      swm_unlock(lock(shard))
       if out.count == 0 { return }
       out.release()
       out.count = 0
@@ -99,38 +128,60 @@ enum Quarantine {
     }
   }
 
-  /// Takes the oldest block out of the ring (lock held, ring not empty);
-  /// returns it with its class.
-  private static func evictOldest() -> (RawPtr, UInt32) {
-    let q = state
+  /// Takes the oldest block out of shard `q` (its lock held, ring not
+  /// empty); returns it with its class.
+  private static func evictOldest(_ q: UnsafeMutablePointer<Shard>) -> (RawPtr, UInt32) {
     let oldest = Int((q.pointee.next &+ slots &- q.pointee.count) % slots)
     let block = q.pointee.ring[oldest]!
     q.pointee.ring[oldest] = nil
     q.pointee.count &-= 1
+    q.pointee.exits &+= 1
     let sizeClass = smallClass(of: block)
     q.pointee.bytes &-= UInt(swm_class_to_size(sizeClass))
     return (block, sizeClass)
   }
 
-  /// Calls `body` with each quarantined block (lock held: no allocation in
-  /// `body`), for the statistics.
+  /// Calls `body` with each quarantined block, shard by shard (each shard's
+  /// lock held while it is walked: no allocation in `body`), for the
+  /// statistics and the invariant checker.
   static func forEach(_ body: (RawPtr) -> Void) {
-    swm_lock(lock)
-    let q = state
-    var k: UInt = 0
-    while k < q.pointee.count {
-      if let block = q.pointee.ring[Int((q.pointee.next &+ slots &- q.pointee.count &+ k) % slots)] { body(block) }
-      k &+= 1
+    var shard = 0
+    while shard < shards {
+      swm_lock(lock(shard))
+      let q = state(shard)
+      var k: UInt = 0
+      while k < q.pointee.count {
+        if let block = q.pointee.ring[Int((q.pointee.next &+ slots &- q.pointee.count &+ k) % slots)] { body(block) }
+        k &+= 1
+      }
+      swm_unlock(lock(shard))
+      shard &+= 1
     }
-    swm_unlock(lock)
   }
 
-  /// Bytes in quarantine, for mallinfo2 (free memory, not in use).
+  /// Bytes in quarantine, for mallinfo2 (free memory, not in use): the sum
+  /// of the shards, each read under its lock.
   static func bytes() -> UInt {
-    swm_lock(lock)
-    let bytes = state.pointee.bytes
-    swm_unlock(lock)
-    return bytes
+    var total: UInt = 0
+    var shard = 0
+    while shard < shards {
+      swm_lock(lock(shard))
+      total &+= state(shard).pointee.bytes
+      swm_unlock(lock(shard))
+      shard &+= 1
+    }
+    return total
+  }
+
+  /// Bytes in quarantine read without the locks (a peak estimate).
+  static func bytesUnlocked() -> UInt {
+    var total: UInt = 0
+    var shard = 0
+    while shard < shards {
+      total &+= state(shard).pointee.bytes
+      shard &+= 1
+    }
+    return total
   }
 
   /// The size class of a block leaving the quarantine (aborts if the page
@@ -143,19 +194,46 @@ enum Quarantine {
     return facts.sizeClass
   }
 
+  /// Bytes at the start of a block, and at its end (the trailer's line),
+  /// that the exit check always reads.
+  static let checkedHead = 256
+  static let checkedTail = 64
+  /// Bytes of the one stretch of the rest the exit check reads, at a place
+  /// drawn anew at each exit.
+  static let checkedStretch = 256
+
   /// Whether a block that leaves reads as it was left: its last word the
-  /// tag and the rest zero (one or-ed difference, a loop the compiler
-  /// vectorizes; blocks are multiples of 16 bytes).
+  /// tag and the rest zero. A block of up to 576 bytes is read in full; a
+  /// larger one in its first 256 bytes, its last 64 and one 256-byte
+  /// stretch at a 64-byte line drawn from `salt`, the block and the key
+  /// (so neither the same block nor an observer of exits fixes it).
+  /// One or-ed difference, loops the compiler vectorizes; blocks are
+  /// multiples of 16 bytes.
   @inline(__always)
-  fileprivate static func isIntact(_ block: RawPtr, size: Int) -> Bool {
+  fileprivate static func isIntact(_ block: RawPtr, size: Int, salt: UInt) -> Bool {
     let tag = UInt(bitPattern: block) ^ Heap.state.pointee.tagSecret
     var stray = block.load(fromByteOffset: size &- 8, as: UInt.self) ^ tag
-    var offset = 0
-    while offset < size &- 8 {
+    if size <= checkedHead &+ checkedStretch &+ checkedTail {
+      return stray | zeroes(block, from: 0, to: size &- 8) == 0
+    }
+    stray |= zeroes(block, from: 0, to: checkedHead) | zeroes(block, from: size &- checkedTail, to: size &- 8)
+    let places = UInt((size &- checkedHead &- checkedStretch &- checkedTail) / 64) &+ 1
+    let r = ((UInt(bitPattern: block) ^ salt ^ Heap.state.pointee.keySecret) &* 0x9e37_79b9_7f4a_7c15) &>> 32
+    let start = checkedHead &+ Int(r % places) &* 64
+    return stray | zeroes(block, from: start, to: start &+ checkedStretch) == 0
+  }
+
+  /// The or of the words of [from, to) (byte offsets, multiples of 8):
+  /// zero when they all are.
+  @inline(__always)
+  private static func zeroes(_ block: RawPtr, from: Int, to: Int) -> UInt {
+    var stray: UInt = 0
+    var offset = from
+    while offset < to {
       stray |= block.load(fromByteOffset: offset, as: UInt.self)
       offset &+= 8
     }
-    return stray == 0
+    return stray
   }
 }
 
@@ -165,6 +243,8 @@ private struct Batch {
   var classes: InlineArray<32, UInt8> = InlineArray(repeating: 0)
   var count: UInt = 0
   var bytes: UInt = 0
+  /// Draws the stretches the exit check reads (Quarantine.isIntact).
+  var salt: UInt = 0
 
   mutating func append(_ block: RawPtr, sizeClass: UInt32) {
     blocks[Int(count)] = block
@@ -182,7 +262,7 @@ private struct Batch {
     while i < Int(count) {
       let block = blocks[i]!
       let sizeClass = UInt32(classes[i])
-      if !Quarantine.isIntact(block, size: Int(swm_class_to_size(sizeClass))) {
+      if !Quarantine.isIntact(block, size: Int(swm_class_to_size(sizeClass)), salt: salt &+ UInt(i)) {
         Diagnostics.damageFound("write after free detected in block", block, during: "free()")
       }
       block.storeBytes(of: heads[Int(sizeClass)], as: RawPtr?.self)
