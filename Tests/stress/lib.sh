@@ -80,6 +80,17 @@ descendants() { # pid
   done
 }
 
+# Waits up to `seconds` for `pid` (a child of this shell) to exit: sets
+# EXIT_STATUS to its exit status, or to "" when it is still running.
+wait_exit() { # pid seconds
+  local i
+  EXIT_STATUS=""
+  for i in $(seq 1 $(($2 * 10))); do
+    if ! kill -0 "$1" 2> /dev/null; then wait "$1"; EXIT_STATUS=$?; return; fi
+    sleep 0.1
+  done
+}
+
 # What each process of a stuck tree is doing: ps, wchan, kernel stack and,
 # when gdb is there, every thread's backtrace of the first few processes.
 dump_hang() { # pid log

@@ -82,11 +82,8 @@ for kind in "${kinds[@]}"; do
 
   # memcached's own shutdown command (enabled by -A)
   (exec 3<> /dev/tcp/127.0.0.1/"$PORT"; printf 'shutdown\r\n' >&3; timeout 5 cat <&3 > /dev/null) 2> /dev/null
-  status=""
-  for i in $(seq 1 300); do
-    if ! kill -0 "$SERVER" 2> /dev/null; then wait "$SERVER"; status=$?; break; fi
-    sleep 0.1
-  done
+  wait_exit "$SERVER" 30
+  status=$EXIT_STATUS
   if [ -z "$status" ]; then
     dump_hang "$SERVER" "$log.hang"
     fail "$tag: shutdown: still running after 30 s (report in $log.hang)"

@@ -230,11 +230,8 @@ one_kind() {
   fi
 
   cli SHUTDOWN > /dev/null 2>&1
-  local status=""
-  for i in $(seq 1 600); do
-    if ! kill -0 "$SERVER" 2> /dev/null; then wait "$SERVER"; status=$?; break; fi
-    sleep 0.1
-  done
+  wait_exit "$SERVER" 60
+  local status=$EXIT_STATUS
   if [ -z "$status" ]; then
     dump_hang "$SERVER" "$log.hang"
     fail "$tag: SHUTDOWN: still running after 60 s (report in $log.hang)"

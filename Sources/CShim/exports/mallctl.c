@@ -74,9 +74,11 @@ static int swm_mallctl_stat(const char *name, void *oldp, size_t *oldlenp, void 
 
 SWM_EXPORT int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen) {
   if (name == NULL) return ENOENT;
-  if (swm_mallctl_arena_purge(name) || strcmp(name, "thread.tcache.flush") == 0) {
+  int purge = swm_mallctl_arena_purge(name);
+  if (purge || strcmp(name, "thread.tcache.flush") == 0) {
     if (oldp != NULL || oldlenp != NULL || newp != NULL || newlen != 0) return EPERM;
-    if (name[0] == 'a') swmcore_malloc_trim(0); else swmcore_thread_cache_flush();
+    if (purge) swmcore_malloc_trim(0);
+    else swmcore_thread_cache_flush();
     return 0;
   }
   if (strcmp(name, "arenas.narenas") == 0) {

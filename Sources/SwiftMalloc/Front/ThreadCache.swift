@@ -135,18 +135,16 @@ enum ThreadCache {
       // frees, a consumer, pile up 128 KiB per class that it never reuses.)
       let cap = limitCap(sizeClass)
       if bin.pointee.limit < cap { Budget.grow(cache, sizeClass, to: min(cap, bin.pointee.limit &+ batch)) }
-      // blocks other threads freed from this thread's spans come first
-      if Remote.receive(cache, sizeClass, into: bin) {
-        let block = pop(bin)
-        afterSlowPath(cache, sizeClass)
-        return block
+      // blocks other threads freed from this thread's spans come first,
+      // else a batch, or what the limit allows (the popped block does not
+      // count), from the central list
+      if !Remote.receive(cache, sizeClass, into: bin) {
+        let want = min(batch, bin.pointee.limit &+ 1)
+        let (head, taken) = Central.fetch(sizeClass, count: want, owner: id(cache))
+        if taken == 0 { swm_errno_set(swm_ENOMEM()); return nil }
+        bin.pointee.head = head
+        bin.pointee.count = taken
       }
-      // a batch, or what the limit allows (the popped block does not count)
-      let want = min(batch, bin.pointee.limit &+ 1)
-      let (head, taken) = Central.fetch(sizeClass, count: want, owner: id(cache))
-      if taken == 0 { swm_errno_set(swm_ENOMEM()); return nil }
-      bin.pointee.head = head
-      bin.pointee.count = taken
       let block = pop(bin)
       afterSlowPath(cache, sizeClass)  // may shrink this very bin: pop first
       return block
