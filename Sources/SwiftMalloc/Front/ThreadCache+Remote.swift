@@ -116,8 +116,8 @@ enum Remote {
     if old == Inbox.closed { return false }
     // A count below zero (a sender that gave back its count after the slot
     // was zeroed for a new cache) reads as empty until the next take.
-    let held = swm_atomic_load_relaxed(counter)
-    if Int(bitPattern: held) > 0 && held &+ UInt(count) > UInt(inbox.pointee.limits[Int(sizeClass)]) { return false }
+    let held = UInt(max(0, Int(bitPattern: swm_atomic_load_relaxed(counter))))
+    if held &+ UInt(count) > UInt(inbox.pointee.limits[Int(sizeClass)]) { return false }
     // Counted before the push, so that the count never stays above what the
     // list holds (a take resets it; a push it missed is counted short until
     // the next take, which only lets the list hold a batch more).
