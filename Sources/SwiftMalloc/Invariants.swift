@@ -50,7 +50,8 @@ enum Invariants {
           fail("free span not coalesced with its left neighbour:", span)
         }
         free &+= span.pointee.bytes
-        if span.pointee.clean { clean &+= span.pointee.bytes }
+        if span.pointee.dirtyTo > pages { fail("free span's dirty extent runs past its end:", span) }
+        clean &+= span.pointee.bytes &- span.pointee.dirtyBytes
         cursor = span.pointee.next
       }
       n &+= 1

@@ -5,7 +5,7 @@ import Testing
   @Test func pushAndRemoveKeepLinksConsistent() {
     let spans = UnsafeMutablePointer<Span>.allocate(capacity: 4)
     defer { spans.deallocate() }
-    for i in 0..<4 { (spans + i).initialize(to: Span(start: UInt(i) << 12, pages: 1, next: nil, prev: nil, freeList: nil, bumpNext: 0, used: 0, sizeClass: 0, kind: 0, fromSbrk: false, clean: false, onList: false, guarded: false, freedAt: 0, owner: 0)) }
+    for i in 0..<4 { (spans + i).initialize(to: Span(start: UInt(i) << 12, pages: 1, next: nil, prev: nil, freeList: nil, bumpNext: 0, used: 0, sizeClass: 0, kind: 0, fromSbrk: false, onList: false, guarded: false, freedAt: 0, owner: 0)) }
     var list = SpanList(head: nil, count: 0)
     for i in 0..<4 { list.push(spans + i) }
     #expect(list.count == 4)

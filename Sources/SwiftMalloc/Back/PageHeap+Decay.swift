@@ -29,7 +29,7 @@ extension PageHeap {
     let dirty = state.pointee.freeBytes &- state.pointee.cleanBytes
     let cap = dirtyCap()
     if dirty > cap {
-      if decommitOldest(keeping: cap &- cap / 4) { state.pointee.decays &+= 1 }
+      if decommitOldest(keeping: cap &- cap / 8) { state.pointee.decays &+= 1 }
     } else if dirty > 0 {
       decayOld(now: source.now())
     }
@@ -101,6 +101,7 @@ extension PageHeap {
     _ = PageMap.set(releaseStart, pages: releasePages, to: nil)
     released = true
     span.pointee.pages = keepPages
+    span.pointee.setDirty(from: span.pointee.dirtyFrom, to: min(span.pointee.dirtyTo, keepPages))
     if keepPages == 0 {
       Meta.freeSpan(span)
       return nil
@@ -112,7 +113,7 @@ extension PageHeap {
   /// Beyond the dirty cap: decommits down to `keeping`, the spans free the
   /// longest first (in passes by age: half the decay time, an eighth, a
   /// thirty-second, then any), since the ones freed last are the likeliest
-  /// to be asked for next. A quarter of the cap is left as slack so that
+  /// to be asked for next. An eighth of the cap is left as slack so that
   /// each pass is worth its system calls.
   private func decommitOldest(keeping: UInt) -> Bool {
     let now = source.now()
@@ -128,9 +129,10 @@ extension PageHeap {
     return any
   }
 
-  /// Decommits free spans (largest lists first) until at most `keeping`
-  /// dirty free bytes remain; with `olderThan`, only spans dirty since before
-  /// that time. True when anything was decommitted.
+  /// Decommits the dirty extents of free spans (largest lists first) until
+  /// at most `keeping` dirty free bytes remain, the last one in part if
+  /// that is enough; with `olderThan`, only spans dirty since before that
+  /// time. True when anything was decommitted.
   func decommit(keeping: UInt, olderThan: UInt32?) -> Bool {
     let l = lists
     var any = false
@@ -141,10 +143,7 @@ extension PageHeap {
       var cursor = l[n].head
       while let s = cursor, state.pointee.freeBytes &- state.pointee.cleanBytes > keeping {
         if !s.pointee.clean && (olderThan == nil || Int32(bitPattern: olderThan! &- s.pointee.freedAt) >= 0) {
-          source.decommit(s.pointee.start, bytes: s.pointee.bytes)
-          state.pointee.madviseCalls &+= 1
-          s.pointee.clean = true
-          state.pointee.cleanBytes &+= s.pointee.bytes
+          decommitExtent(s, beyond: keeping)
           any = true
         }
         cursor = s.pointee.next
@@ -154,4 +153,17 @@ extension PageHeap {
     return any
   }
 
+  /// Decommits the dirty extent of the free span `s`, or only its lower part
+  /// when the rest keeps the heap's dirty bytes at `keeping` (a pass over
+  /// the cap sheds what is over, not a whole long span).
+  private func decommitExtent(_ s: SpanPtr, beyond keeping: UInt) {
+    let dirty = state.pointee.freeBytes &- state.pointee.cleanBytes
+    let over = (dirty &- keeping &+ OSMemory.pageMask) &>> OSMemory.pageShift
+    let from = s.pointee.dirtyFrom
+    let pages = min(over, s.pointee.dirtyPages)
+    source.decommit(s.pointee.start &+ (from &<< OSMemory.pageShift), bytes: pages &<< OSMemory.pageShift)
+    state.pointee.madviseCalls &+= 1
+    state.pointee.cleanBytes &+= pages &<< OSMemory.pageShift
+    s.pointee.setDirty(from: from &+ pages, to: s.pointee.dirtyTo)
+  }
 }

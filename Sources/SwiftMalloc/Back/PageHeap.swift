@@ -24,7 +24,8 @@ import CShim
 ///   (never with small-block facts). So splitting and merging free spans
 ///   writes two slots instead of one per page, and a lookup that lands on a
 ///   stale slot is told apart by `Span.covers` (the span does not contain it).
-/// - state.freeBytes / cleanBytes are the sums over the free spans.
+/// - state.freeBytes is the sum of the free spans' bytes, cleanBytes the
+///   sum of their bytes outside their dirty extents (Span.dirtyFrom).
 /// - The top span (ending at source.topEnd) never holds more than
 ///   M_TRIM_THRESHOLD free bytes after a free: the excess goes back with
 ///   source.shrinkTop (keeping M_TOP_PAD).
@@ -47,7 +48,7 @@ struct PageHeap<Site: PageHeapSite> {
 
   /// A medium block: a page run of at least `size` bytes aligned to
   /// `alignment` (a power of two >= the page size). `zeroed`: when not nil,
-  /// the block must read zero; the memset is skipped for clean pages.
+  /// the block must read zero; only its dirty extent is cleared.
   /// `guardPage` (secure mode): the run gets one more page, made a guard.
   /// nil with ENOMEM set when the source has no more pages.
   func allocateRun(_ size: UInt, alignment: UInt, zeroed: Bool?, guardPage: Bool) -> RawPtr? {
@@ -61,8 +62,10 @@ struct PageHeap<Site: PageHeapSite> {
     }
     span.pointee.kind = SpanKind.pageRun
     let p = RawPtr(bitPattern: span.pointee.start)!
-    if zeroed == true && !span.pointee.clean { p.initializeMemory(as: UInt8.self, repeating: 0, count: Int(pages &<< OSMemory.pageShift)) }
-    span.pointee.clean = false
+    let (from, to) = (span.pointee.dirtyFrom, min(span.pointee.dirtyTo, pages))
+    if zeroed == true && to > from {
+      (p + Int(from &<< OSMemory.pageShift)).initializeMemory(as: UInt8.self, repeating: 0, count: Int((to &- from) &<< OSMemory.pageShift))
+    }
     if guardPage { protectLastPage(span) }
     return p
   }
@@ -161,9 +164,9 @@ struct PageHeap<Site: PageHeapSite> {
   }
 
   /// A free span of at least `pages` pages: the smallest exact list that
-  /// has one; beyond the exact lists, the highest-addressed span that fits,
-  /// a resident (dirty) one before a decommitted one.
-  /// Large runs placed high keep the top of the sbrk heap in use, so free
+  /// has one; beyond the exact lists, the span that fits with the most
+  /// resident (dirty) pages for the run (up to its length), the highest of
+  /// equals. Runs placed high keep the top of the sbrk heap in use, so free
   /// space gathers below it (reused, and decommitted by decay) instead of at
   /// the top, where each trim would give pages back only for the next large
   /// request to fault them in again (docs/design.md).
@@ -176,23 +179,24 @@ struct PageHeap<Site: PageHeapSite> {
         n &+= 1
       }
     }
-    // the highest that fits, dirty ones first: their pages are resident,
-    // a clean (decommitted) span faults every page in again
+    // resident pages first: a decommitted or fresh page faults in again
     var best: SpanPtr? = nil
+    var bestResident: UInt = 0
     var cursor = l[0].head
     while let s = cursor {
-      if s.pointee.pages >= pages, best == nil || better(s, than: best.unsafelyUnwrapped) { best = s }
+      if s.pointee.pages >= pages {
+        let resident = min(s.pointee.dirtyPages, pages)
+        if best == nil || resident > bestResident
+          || (resident == bestResident && s.pointee.start > best.unsafelyUnwrapped.pointee.start) {
+          best = s
+          bestResident = resident
+        }
+      }
       cursor = s.pointee.next
     }
     return best
   }
 
-  /// Between two long free spans that fit: the dirty one, else the higher.
-  @inline(__always)
-  private func better(_ a: SpanPtr, than b: SpanPtr) -> Bool {
-    if a.pointee.clean != b.pointee.clean { return !a.pointee.clean }
-    return a.pointee.start > b.pointee.start
-  }
 
   /// Registers fresh OS memory as a free span, merged with the free spans on
   /// either side (mmap regions often land just below the previous one).
@@ -201,7 +205,7 @@ struct PageHeap<Site: PageHeapSite> {
     span.pointee.start = region.start
     span.pointee.pages = region.bytes &>> OSMemory.pageShift
     span.pointee.fromSbrk = region.fromSbrk
-    span.pointee.clean = true
+    span.pointee.setClean()
     span.pointee.kind = SpanKind.free
     if !PageMap.set(span.pointee.start, pages: span.pointee.pages, to: span) {
       Meta.freeSpan(span)
@@ -213,22 +217,26 @@ struct PageHeap<Site: PageHeapSite> {
   }
 
   /// Cuts `span` after `keeping` pages; the tail becomes a new span of the
-  /// same kind and origin, registered in the page map. nil if no struct.
+  /// same kind and origin, registered in the page map, each part keeping
+  /// its share of the dirty extent. nil if no struct.
   func split(_ span: SpanPtr, keeping: UInt) -> SpanPtr? {
     guard let tail = Meta.allocSpan() else { return nil }
     tail.pointee.start = span.pointee.start &+ (keeping &<< OSMemory.pageShift)
     tail.pointee.pages = span.pointee.pages &- keeping
     tail.pointee.kind = span.pointee.kind
     tail.pointee.fromSbrk = span.pointee.fromSbrk
-    tail.pointee.clean = span.pointee.clean
+    let (from, to) = (span.pointee.dirtyFrom, span.pointee.dirtyTo)
+    tail.pointee.setDirty(from: max(from, keeping) &- keeping, to: max(to, keeping) &- keeping)
     tail.pointee.freedAt = span.pointee.freedAt
     span.pointee.pages = keeping
+    span.pointee.setDirty(from: from, to: min(to, keeping))
     PageMap.setEdges(tail)  // the caller frees the tail or writes all its pages
     return tail
   }
 
   /// Returns a span that is not on any list to the heap: coalesce, trim, file.
-  /// `touched`: the pages were handed out (so no longer known to be clean).
+  /// `touched`: the pages were handed out (so all dirty); otherwise the
+  /// span's dirty extent holds.
   /// `trim`: false for memory just taken from the OS, which must not be
   /// given back before the request that grew the heap is served.
   func release(_ spanIn: SpanPtr, touched: Bool = true, trim: Bool = true) {
@@ -240,7 +248,7 @@ struct PageHeap<Site: PageHeapSite> {
     spanIn.pointee.used = 0
     spanIn.pointee.onList = false
     if touched {
-      spanIn.pointee.clean = false
+      spanIn.pointee.setAllDirty()
       spanIn.pointee.freedAt = UInt32(truncatingIfNeeded: source.now())
     }
     let freedStart = spanIn.pointee.start
@@ -282,9 +290,9 @@ struct PageHeap<Site: PageHeapSite> {
     if let left = PageMap.lookup(span.pointee.start &- 1), left.pointee.kind == SpanKind.free,
        left.pointee.end == span.pointee.start, left.pointee.fromSbrk == span.pointee.fromSbrk {
       removeFree(left)
-      left.pointee.pages &+= span.pointee.pages
       left.pointee.freedAt = newerDirty(left, span)
-      left.pointee.clean = left.pointee.clean && span.pointee.clean
+      mergeExtents(left, span)
+      left.pointee.pages &+= span.pointee.pages
       Meta.freeSpan(span)
       span = left
     }
@@ -292,12 +300,22 @@ struct PageHeap<Site: PageHeapSite> {
        right.pointee.start == span.pointee.end, right.pointee.fromSbrk == span.pointee.fromSbrk {
       removeFree(right)
       PageMap.setPage(right.pointee.start, to: span)
-      span.pointee.pages &+= right.pointee.pages
       span.pointee.freedAt = newerDirty(span, right)
-      span.pointee.clean = span.pointee.clean && right.pointee.clean
+      mergeExtents(span, right)
+      span.pointee.pages &+= right.pointee.pages
       Meta.freeSpan(right)
     }
     return span
+  }
+
+  /// The dirty extent of `left` once `right` (its neighbour) is merged into
+  /// it: the hull of both (call before `left` grows).
+  private func mergeExtents(_ left: SpanPtr, _ right: SpanPtr) {
+    if right.pointee.clean { return }
+    let shift = left.pointee.pages
+    let (from, to) = (right.pointee.dirtyFrom &+ shift, right.pointee.dirtyTo &+ shift)
+    if left.pointee.clean { left.pointee.setDirty(from: from, to: to); return }
+    left.pointee.setDirty(from: min(left.pointee.dirtyFrom, from), to: max(left.pointee.dirtyTo, to))
   }
 
   /// The freedAt of two merged spans: the more recent dirty one.
@@ -313,14 +331,14 @@ struct PageHeap<Site: PageHeapSite> {
     let n = span.pointee.pages <= UInt(exactLists) ? Int(span.pointee.pages) : 0
     lists[n].push(span)
     state.pointee.freeBytes &+= span.pointee.bytes
-    if span.pointee.clean { state.pointee.cleanBytes &+= span.pointee.bytes }
+    state.pointee.cleanBytes &+= span.pointee.bytes &- span.pointee.dirtyBytes
   }
 
   func removeFree(_ span: SpanPtr) {
     let n = span.pointee.pages <= UInt(exactLists) ? Int(span.pointee.pages) : 0
     lists[n].remove(span)
     state.pointee.freeBytes &-= span.pointee.bytes
-    if span.pointee.clean { state.pointee.cleanBytes &-= span.pointee.bytes }
+    state.pointee.cleanBytes &-= span.pointee.bytes &- span.pointee.dirtyBytes
   }
 
   /// Bytes of the free span at the top (keepcost), lock held.
@@ -337,7 +355,8 @@ struct PageHeapState {
 
   /// Bytes in free spans.
   var freeBytes: UInt
-  /// Of those, bytes that read as zero and are not resident (fresh or decommitted).
+  /// Of those, bytes outside the spans' dirty extents: they read as zero
+  /// and are not resident (fresh or decommitted).
   var cleanBytes: UInt
   /// When the page heap last looked for dirty spans to decay (ms).
   var lastDecay: UInt
