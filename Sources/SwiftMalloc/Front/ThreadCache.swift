@@ -6,7 +6,10 @@ import CShim
 /// size class (linked through word 0 of each block).
 ///
 /// Invariants: `count` is the length of the list; `count <= limit` except
-/// for the moment inside freeSlow; `limit` starts at 0 and grows by a batch
+/// for the moment inside freeSlow, and after a refill from the inbox
+/// (Remote.receive takes the whole list, up to the inbox's limit and a
+/// batch more), until malloc drains it or the next free restores it;
+/// `limit` starts at 0 and grows by a batch
 /// (up to ThreadCache.limitCap, and within the thread's share of the cache
 /// budget, see Budget) each time the bin runs dry and is refilled; the
 /// sentinels have limit 0 everywhere.
