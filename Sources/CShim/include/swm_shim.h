@@ -68,6 +68,11 @@ static inline uintptr_t swm_atomic_add(uintptr_t *p, uintptr_t v) {
 static inline uintptr_t swm_atomic_load_relaxed(uintptr_t *p) {
   return atomic_load_explicit((_Atomic uintptr_t *)p, memory_order_relaxed);
 }
+/* A byte that other threads write under a lock, read without it as a hint
+ * (the reader reads it again under the lock before it acts). */
+static inline __attribute__((always_inline)) uint8_t swm_atomic_load_byte(const void *p) {
+  return atomic_load_explicit((const _Atomic uint8_t *)p, memory_order_relaxed);
+}
 static inline int swm_atomic_cas_weak(uintptr_t *p, uintptr_t expected, uintptr_t desired) {
   return atomic_compare_exchange_weak_explicit((_Atomic uintptr_t *)p, &expected, desired, memory_order_relaxed,
                                                memory_order_relaxed);
