@@ -54,6 +54,7 @@ struct PageHeap<Site: PageHeapSite> {
     let pages = max(1, (size &+ OSMemory.pageMask) &>> OSMemory.pageShift)
     swm_lock(lock)
     let span = allocateAligned(pages: guardPage ? pages &+ 1 : pages, alignment: alignment)
+    if state.pointee.dirtyWithinPeak { keepWithinPeak() }
     swm_unlock(lock)
     guard let span else {
       swm_errno_set(swm_ENOMEM())
@@ -82,6 +83,7 @@ struct PageHeap<Site: PageHeapSite> {
   func allocateSpan(pages: UInt, guardPage: Bool = false) -> SpanPtr? {
     swm_lock(lock)
     let span = allocateAligned(pages: guardPage ? pages &+ 1 : pages, alignment: OSMemory.pageSize)
+    if state.pointee.dirtyWithinPeak { keepWithinPeak() }
     swm_unlock(lock)
     if let span, guardPage { protectLastPage(span) }
     return span
@@ -350,6 +352,12 @@ struct PageHeapState {
   var dirtyLimit: UInt
   /// Set when the program fixed the dirty limit (environment, mallopt).
   var dirtyLimitFixed: Bool
+  /// Secure mode: free pages stay resident only within the peak of the
+  /// bytes in use (dirtyCap).
+  var dirtyWithinPeak: Bool
+  /// With dirtyWithinPeak: the most bytes the heap has had in use (not
+  /// free), noted after each allocation.
+  var inUsePeak: UInt
   /// Bytes the heap holds from its source (free or not): grown, less
   /// what was trimmed from the top.
   var heapBytes: UInt
