@@ -62,6 +62,10 @@ static inline int swm_EINVAL(void) { return EINVAL; }
 static inline __attribute__((always_inline)) void swm_prefetch(const void *p) {
   __builtin_prefetch(p, 0, 3);
 }
+/* A hint to start loading the line holding p for a write. */
+static inline __attribute__((always_inline)) void swm_prefetch_write(const void *p) {
+  __builtin_prefetch(p, 1, 3);
+}
 static inline uintptr_t swm_atomic_add(uintptr_t *p, uintptr_t v) {
   return atomic_fetch_add_explicit((_Atomic uintptr_t *)p, v, memory_order_relaxed);
 }

@@ -114,6 +114,27 @@ extension Quarantine {
   }
 }
 
+extension Quarantine {
+  /// Starts loading, for a write, the lines of a block over 576 bytes that
+  /// the exit check did not read: its next free zeroes all of them, and
+  /// those stores, missing the cache, would hold up the next lock (a locked
+  /// instruction waits for every store before it). Blocks wait on a ready
+  /// list for about a batch of mallocs, time enough for the lines to come.
+  /// Blocks up to 2 KiB only: of larger ones the hints crowd out the
+  /// check's own loads (8 KiB pairs ran 25% slower with them).
+  static let prefetchedSizeLimit = 2048
+
+  @inline(__always)
+  static func prefetchUnchecked(_ block: RawPtr, size: Int) {
+    if size <= checkedHead &+ checkedStretch &+ checkedTail || size > prefetchedSizeLimit { return }
+    var offset = checkedHead
+    while offset < size &- checkedTail {
+      swm_prefetch_write(block + offset)
+      offset &+= 64
+    }
+  }
+}
+
 /// Blocks leaving the quarantine together (on the stack: no allocation).
 struct Batch {
   var blocks: InlineArray<32, RawPtr?> = InlineArray(repeating: nil)
@@ -141,9 +162,11 @@ struct Batch {
     var i = 0
     while i < Int(count) {
       let block = blocks[i].unsafelyUnwrapped
-      if !Quarantine.isIntact(block, size: Int(swm_class_to_size(UInt32(classes[i]))), salt: salt &+ UInt(i)) {
+      let size = Int(swm_class_to_size(UInt32(classes[i])))
+      if !Quarantine.isIntact(block, size: size, salt: salt &+ UInt(i)) {
         Diagnostics.damageFound("write after free detected in block", block, during: "free()")
       }
+      Quarantine.prefetchUnchecked(block, size: size)
       i &+= 1
     }
     let q = Quarantine.state(shard)

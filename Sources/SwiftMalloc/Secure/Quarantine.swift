@@ -34,8 +34,8 @@ import CShim
 /// sum of their class sizes; count <= slots (an `enter` that finds the ring
 /// full, before the thread that filled it drains it, takes the oldest block
 /// out itself); the thread whose `enter` brings count to slots or bytes over
-/// maxBytes + batchBytes drains that shard to count <= depth and bytes <=
-/// maxBytes (but for a single block larger than that).
+/// maxBytes + overBytes(size of its block) drains that shard to count <=
+/// depth and bytes <= maxBytes (but for a single block larger than that).
 enum Quarantine {
   /// Later frees into its shard each block waits for at least (unless the
   /// shard's maxBytes is reached).
@@ -47,6 +47,13 @@ enum Quarantine {
   /// blocks of large classes leave a few at a time too, and a batch empties
   /// few spans (Central.keptLimit keeps that many empty).
   static let batchBytes: UInt = 64 << 10
+  /// The bytes a shard may hold beyond maxBytes before a free of a block of
+  /// `size` bytes drains it: batchBytes, or less than a batch of such
+  /// blocks, so that a churn of one class drains at most a batch at a time,
+  /// which its ready list can hold (readyDepth; 52 blocks of 1280 bytes
+  /// would overflow it).
+  @inline(__always)
+  static func overBytes(_ size: UInt) -> UInt { min(batchBytes, (batch &- 1) &* size) }
   /// Ring slots per shard: depth plus one batch.
   static let slots: UInt = 1056
   /// Bytes a shard holds at most (1 MiB; 4 MiB over the 4 shards): 1024
@@ -104,7 +111,7 @@ enum Quarantine {
     q.pointee.next = (q.pointee.next &+ 1) % slots
     q.pointee.count &+= 1
     q.pointee.bytes &+= size
-    let over = q.pointee.count == slots || q.pointee.bytes > maxBytes &+ batchBytes
+    let over = q.pointee.count == slots || q.pointee.bytes > maxBytes &+ overBytes(size)
     let salt = q.pointee.exits
     swm_unlock(lock(shard))
     if let (block, sizeClass) = spilled {
