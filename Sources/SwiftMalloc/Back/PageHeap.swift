@@ -83,7 +83,7 @@ struct PageHeap<Site: PageHeapSite> {
   func allocateSpan(pages: UInt, guardPage: Bool = false) -> SpanPtr? {
     swm_lock(lock)
     let span = allocateAligned(pages: guardPage ? pages &+ 1 : pages, alignment: OSMemory.pageSize)
-    if state.pointee.dirtyWithinPeak { keepWithinPeak() }
+    if state.pointee.dirtyWithinPeak { notePeak() }
     swm_unlock(lock)
     if let span, guardPage { protectLastPage(span) }
     return span
