@@ -52,7 +52,8 @@ enum Canary {
   /// word written; nil with ENOMEM when memory is exhausted.
   static func allocate(_ sizeClass: UInt32, request n: UInt, zeroed: Bool) -> RawPtr? {
     let mitigations = Heap.state.pointee.mitigations
-    guard let block = (mitigations.quarantine ? Quarantine.takeReady(sizeClass) : nil) ?? fetch(sizeClass) else {
+    guard let block = (mitigations.quarantine ? Quarantine.takeReady(sizeClass) : nil)
+            ?? fetch(sizeClass, stocking: mitigations.quarantine) else {
       swm_errno_set(swm_ENOMEM())
       return nil
     }
@@ -68,11 +69,17 @@ enum Canary {
     return block
   }
 
-  /// One block from the central list (nil: no memory).
+  /// A block from the central list (nil: no memory); `stocking` (the
+  /// quarantine is on), a few more for this thread's shard's ready list of
+  /// the class, which was empty: one class lock for several mallocs of a
+  /// program that allocates more than it frees.
   @inline(never)
-  private static func fetch(_ sizeClass: UInt32) -> RawPtr? {
-    let (head, taken) = Central.fetch(sizeClass, count: 1, owner: 0)
-    return taken == 1 ? head : nil
+  private static func fetch(_ sizeClass: UInt32, stocking: Bool) -> RawPtr? {
+    let want = stocking ? Quarantine.stockCount(sizeClass) : 1
+    let (head, taken) = Central.fetch(sizeClass, count: want, owner: 0)
+    guard taken != 0, let block = head else { return nil }
+    if taken > 1 { Quarantine.stock(block.load(as: RawPtr?.self), sizeClass: sizeClass) }
+    return block
   }
 
   /// The canary of bytes [n, end) in its words: the word holding byte n

@@ -9,7 +9,8 @@ import CShim
 /// lists, one Central.release per class.
 ///
 /// A ready list is a small stock of checked blocks for the mallocs of the
-/// shard's threads (Canary.allocate takes from it first): in a steady
+/// shard's threads (Canary.allocate takes from it first, and a malloc that
+/// finds it empty fetches a few fresh blocks for it: `stock`): in a steady
 /// churn, what one thread frees comes back to it through its own shard,
 /// under the shard lock it takes anyway, and its malloc and free never take
 /// a class lock. The lists live in the shard, outside the blocks (no link
@@ -75,6 +76,38 @@ extension Quarantine {
     q.pointee.readyCount[sizeClass] = n &+ 1
     q.pointee.readyBytes &+= size
     return true
+  }
+
+  /// Blocks a malloc that found its ready list empty fetches from the
+  /// central list: up to 8, 4 KiB at most (one for itself).
+  @inline(__always)
+  static func stockCount(_ sizeClass: UInt32) -> UInt32 {
+    min(8, max(1, UInt32(4096 / swm_class_to_size(sizeClass))))
+  }
+
+  /// Puts a chain of blocks fresh from the central list (linked through
+  /// word 0) on the calling thread's shard's ready list of `sizeClass`, as
+  /// far as it has room; the rest goes back. Their first two words are
+  /// cleared, as takeReady expects them.
+  static func stock(_ chain: RawPtr?, sizeClass: UInt32) {
+    let shard = currentShard
+    let q = state(shard)
+    let size = UInt(swm_class_to_size(sizeClass))
+    var rest = Batch()
+    var cursor = chain
+    swm_lock(lock(shard))
+    while let block = cursor {
+      cursor = block.load(as: RawPtr?.self)
+      block.storeBytes(of: 0, as: UInt.self)
+      block.storeBytes(of: 0, toByteOffset: 8, as: UInt.self)
+      if !keepReady(q, block, sizeClass: Int(sizeClass), size: size) {
+        block.storeBytes(of: rest.heads[Int(sizeClass)], as: RawPtr?.self)
+        rest.heads[Int(sizeClass)] = block
+        rest.present = 1 &<< UInt64(sizeClass)
+      }
+    }
+    swm_unlock(lock(shard))
+    rest.releaseRest()
   }
 
   /// Gives every ready list back to the central lists (malloc_trim, and
