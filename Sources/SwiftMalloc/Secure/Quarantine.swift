@@ -235,10 +235,16 @@ enum Quarantine {
       return stray | zeroes(block, from: 0, to: size &- 8) == 0
     }
     stray |= zeroes(block, from: 0, to: checkedHead) | zeroes(block, from: size &- checkedTail, to: size &- 8)
+    let start = stretchStart(block, size: size, salt: salt)
+    return stray | zeroes(block, from: start, to: start &+ checkedStretch) == 0
+  }
+
+  /// Where the exit check's stretch starts in a block over 576 bytes.
+  @inline(__always)
+  static func stretchStart(_ block: RawPtr, size: Int, salt: UInt) -> Int {
     let places = UInt((size &- checkedHead &- checkedStretch &- checkedTail) / 64) &+ 1
     let r = ((UInt(bitPattern: block) ^ salt ^ Heap.state.pointee.keySecret) &* 0x9e37_79b9_7f4a_7c15) &>> 32
-    let start = checkedHead &+ Int(r % places) &* 64
-    return stray | zeroes(block, from: start, to: start &+ checkedStretch) == 0
+    return checkedHead &+ Int(r % places) &* 64
   }
 
   /// The or of the words of [from, to) (byte offsets, multiples of 8):
