@@ -71,7 +71,11 @@ extension PageHeap {
   ///
   /// With `dirtyWithinPeak` (secure mode) the cap is also kept to the
   /// headroom below the peak: in use plus dirty stays within the most ever
-  /// in use, so free pages kept for reuse do not raise the process's peak. A churn well below its peak keeps
+  /// in use plus `peakSlack` (1 MiB), so free pages kept for reuse raise
+  /// the process's peak by 1 MiB at most. (Without the slack a program that
+  /// stays at its peak, as bench's random reallocs do, decommitted and
+  /// faulted in again a page run at nearly every allocation: 1250 madvise
+  /// calls against 78.) A churn well below its peak keeps
   /// its free pages; near the peak they go back (the `large` workload: peak
   /// RSS 1.20x hardened_malloc's without it, whose large blocks are fresh
   /// mappings each time).
@@ -81,7 +85,7 @@ extension PageHeap {
     let inUse = state.pointee.heapBytes > state.pointee.freeBytes ? state.pointee.heapBytes &- state.pointee.freeBytes : 0
     let cap = max(limit, inUse)
     if !state.pointee.dirtyWithinPeak { return cap }
-    let ceiling = state.pointee.inUsePeak
+    let ceiling = state.pointee.inUsePeak &+ PageHeapState.peakSlack
     return min(cap, ceiling > inUse ? ceiling &- inUse : 0)
   }
 

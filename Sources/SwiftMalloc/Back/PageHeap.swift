@@ -336,6 +336,9 @@ struct PageHeap<Site: PageHeapSite> {
 /// lock; all-zero is an empty page heap with every setting 0.
 struct PageHeapState {
   static let exactLists = 128
+  /// With dirtyWithinPeak: the bytes in use plus dirty may pass the peak in
+  /// use by this much (PageHeap.dirtyCap).
+  static let peakSlack: UInt = 1 << 20
 
   /// Bytes in free spans.
   var freeBytes: UInt
