@@ -96,10 +96,11 @@ enum Heap {
     pageHeap.tick()
   }
 
-  /// Gives the calling thread's cached blocks and every class's kept empty
-  /// span back to the page heap (malloc_trim, and before failing a request).
+  /// Gives the calling thread's cached blocks, the quarantine's ready lists
+  /// and every class's kept empty span back to the page heap (malloc_trim, and before failing a request).
   static func releaseCachedMemory() {
     if let cache = ThreadCache.existing() { ThreadCache.flush(cache) }
+    if state.pointee.mitigations.quarantine { Quarantine.releaseReady() }
     Central.releaseEmptySpans()
   }
 

@@ -137,8 +137,29 @@ enum Invariants {
         k &+= 1
       }
       if bytes != q.pointee.bytes { fail("quarantine byte count differs from its blocks", nil) }
+      checkReady(q)
       shard &+= 1
     }
+  }
+
+  /// A shard's ready lists: readyCount[c] <= readyDepth small blocks of
+  /// class c each; readyBytes their sum, within readyMaxBytes.
+  private static func checkReady(_ q: UnsafeMutablePointer<Quarantine.Shard>) {
+    var bytes: UInt = 0
+    var c = 1
+    while c < Int(SWM_NUM_CLASSES) {
+      if q.pointee.readyCount[c] > Quarantine.readyDepth { fail("quarantine ready list over its depth", nil) }
+      var k = 0
+      while k < Int(q.pointee.readyCount[c]) {
+        guard let block = q.pointee.ready[c &* Int(Quarantine.readyDepth) &+ k],
+              let span = PageMap.lookup(UInt(bitPattern: block)), span.pointee.kind == SpanKind.small,
+              Int(span.pointee.sizeClass) == c else { fail("quarantine ready list holds a wrong block", nil) }
+        bytes &+= UInt(swm_class_to_size(UInt32(c)))
+        k &+= 1
+      }
+      c &+= 1
+    }
+    if bytes != q.pointee.readyBytes || bytes > Quarantine.readyMaxBytes { fail("quarantine ready bytes differ", nil) }
   }
 }
 

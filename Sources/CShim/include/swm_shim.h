@@ -62,11 +62,20 @@ static inline int swm_EINVAL(void) { return EINVAL; }
 static inline __attribute__((always_inline)) void swm_prefetch(const void *p) {
   __builtin_prefetch(p, 0, 3);
 }
+/* A hint to start loading the line holding p for a write. */
+static inline __attribute__((always_inline)) void swm_prefetch_write(const void *p) {
+  __builtin_prefetch(p, 1, 3);
+}
 static inline uintptr_t swm_atomic_add(uintptr_t *p, uintptr_t v) {
   return atomic_fetch_add_explicit((_Atomic uintptr_t *)p, v, memory_order_relaxed);
 }
 static inline uintptr_t swm_atomic_load_relaxed(uintptr_t *p) {
   return atomic_load_explicit((_Atomic uintptr_t *)p, memory_order_relaxed);
+}
+/* A byte that other threads write under a lock, read without it as a hint
+ * (the reader reads it again under the lock before it acts). */
+static inline __attribute__((always_inline)) uint8_t swm_atomic_load_byte(const void *p) {
+  return atomic_load_explicit((const _Atomic uint8_t *)p, memory_order_relaxed);
 }
 static inline int swm_atomic_cas_weak(uintptr_t *p, uintptr_t expected, uintptr_t desired) {
   return atomic_compare_exchange_weak_explicit((_Atomic uintptr_t *)p, &expected, desired, memory_order_relaxed,

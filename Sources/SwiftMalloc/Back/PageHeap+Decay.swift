@@ -35,6 +35,27 @@ extension PageHeap {
     }
   }
 
+  /// After a page run was allocated, with dirtyWithinPeak (lock held):
+  /// notes the peak in use, and decommits the dirty pages beyond the cap, which the
+  /// allocation may have lowered (it took clean pages while dirty ones,
+  /// too small for it, stayed resident).
+  func keepWithinPeak() {
+    notePeak()
+    let cap = dirtyCap()
+    if state.pointee.freeBytes &- state.pointee.cleanBytes > cap {
+      if decommitOldest(keeping: cap &- cap / 4) { state.pointee.decays &+= 1 }
+    }
+  }
+
+  /// After a span was allocated, with dirtyWithinPeak (lock held): the
+  /// peak in use only. A small span is a few pages, and decommitting for
+  /// each (a program near its peak) cost the `frag` workload 10% of its
+  /// time; the next release or page run applies the cap.
+  func notePeak() {
+    let inUse = state.pointee.heapBytes &- state.pointee.freeBytes
+    if inUse > state.pointee.inUsePeak { state.pointee.inUsePeak = inUse }
+  }
+
   /// How many dirty free bytes may stay resident at once: the dirty limit
   /// (bytes), or, unless the limit was set (`dirtyLimitFixed`), the bytes
   /// the heap has in use if that is more. A program that churns
@@ -47,11 +68,25 @@ extension PageHeap {
   /// use; 0.67M with all of them, glibc 0.51M). After a free of everything
   /// little is in use, so the limit holds; what stays dirty goes back after
   /// the decay time.
+  ///
+  /// With `dirtyWithinPeak` (secure mode) the cap is also kept to the
+  /// headroom below the peak: in use plus dirty stays within the most ever
+  /// in use plus `peakSlack` (1 MiB), so free pages kept for reuse raise
+  /// the process's peak by 1 MiB at most. (Without the slack a program that
+  /// stays at its peak, as bench's random reallocs do, decommitted and
+  /// faulted in again a page run at nearly every allocation: 1250 madvise
+  /// calls against 78.) A churn well below its peak keeps
+  /// its free pages; near the peak they go back (the `large` workload: peak
+  /// RSS 1.20x hardened_malloc's without it, whose large blocks are fresh
+  /// mappings each time).
   func dirtyCap() -> UInt {
     let limit = state.pointee.dirtyLimit
     if state.pointee.dirtyLimitFixed { return limit }
     let inUse = state.pointee.heapBytes > state.pointee.freeBytes ? state.pointee.heapBytes &- state.pointee.freeBytes : 0
-    return max(limit, inUse)
+    let cap = max(limit, inUse)
+    if !state.pointee.dirtyWithinPeak { return cap }
+    let ceiling = state.pointee.inUsePeak &+ PageHeapState.peakSlack
+    return min(cap, ceiling > inUse ? ceiling &- inUse : 0)
   }
 
   /// Decommits what has been free for the whole decay time, at most every

@@ -55,6 +55,7 @@ struct PageHeap<Site: PageHeapSite> {
     let pages = max(1, (size &+ OSMemory.pageMask) &>> OSMemory.pageShift)
     swm_lock(lock)
     let span = allocateAligned(pages: guardPage ? pages &+ 1 : pages, alignment: alignment)
+    if state.pointee.dirtyWithinPeak { keepWithinPeak() }
     swm_unlock(lock)
     guard let span else {
       swm_errno_set(swm_ENOMEM())
@@ -85,6 +86,7 @@ struct PageHeap<Site: PageHeapSite> {
   func allocateSpan(pages: UInt, guardPage: Bool = false) -> SpanPtr? {
     swm_lock(lock)
     let span = allocateAligned(pages: guardPage ? pages &+ 1 : pages, alignment: OSMemory.pageSize)
+    if state.pointee.dirtyWithinPeak { notePeak() }
     swm_unlock(lock)
     if let span, guardPage { protectLastPage(span) }
     return span
@@ -352,6 +354,9 @@ struct PageHeap<Site: PageHeapSite> {
 /// lock; all-zero is an empty page heap with every setting 0.
 struct PageHeapState {
   static let exactLists = 128
+  /// With dirtyWithinPeak: the bytes in use plus dirty may pass the peak in
+  /// use by this much (PageHeap.dirtyCap).
+  static let peakSlack: UInt = 1 << 20
 
   /// Bytes in free spans.
   var freeBytes: UInt
@@ -369,6 +374,12 @@ struct PageHeapState {
   var dirtyLimit: UInt
   /// Set when the program fixed the dirty limit (environment, mallopt).
   var dirtyLimitFixed: Bool
+  /// Secure mode: free pages stay resident only within the peak of the
+  /// bytes in use (dirtyCap).
+  var dirtyWithinPeak: Bool
+  /// With dirtyWithinPeak: the most bytes the heap has had in use (not
+  /// free), noted after each allocation.
+  var inUsePeak: UInt
   /// Bytes the heap holds from its source (free or not): grown, less
   /// what was trimmed from the top.
   var heapBytes: UInt

@@ -59,8 +59,10 @@ extension PageHeapSite {
   /// them (configuration flows down, never back).
   /// `fixed`: the dirty limit is the program's own and does not grow with
   /// the bytes in use (PageHeap.dirtyCap).
-  func configure(trimThreshold: UInt?, topPad: UInt?, dirtyLimit: UInt? = nil, decay: UInt? = nil, fixed: Bool? = nil) {
+  func configure(trimThreshold: UInt?, topPad: UInt?, dirtyLimit: UInt? = nil, decay: UInt? = nil, fixed: Bool? = nil,
+                 withinPeak: Bool? = nil) {
     swm_lock(lock)
+    if let withinPeak { state.pointee.dirtyWithinPeak = withinPeak }
     if let trimThreshold { state.pointee.trimThreshold = trimThreshold }
     if let topPad { state.pointee.topPad = topPad }
     if let dirtyLimit { state.pointee.dirtyLimit = dirtyLimit }

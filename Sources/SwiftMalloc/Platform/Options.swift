@@ -196,6 +196,8 @@ enum Options {
     Budget.updateShare()
     if swm_secure_built_in() != 0 { state.pointee.mitigations = .secure }
     loadEnvironment()
+    // secure mode: no free pages kept resident beyond the peak in use (PageHeap.dirtyCap)
+    if state.pointee.mitigations.quarantine { Heap.pageHeapSite.configure(trimThreshold: nil, topPad: nil, withinPeak: true) }
     Route.update()
     if state.pointee.options.verbose { printInEffect() }
   }

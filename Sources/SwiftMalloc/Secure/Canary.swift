@@ -5,7 +5,8 @@ import CShim
 /// Small blocks with a canary (Mitigations.canaries): each carries, after
 /// the caller's bytes, canary bytes up to its last word and then its
 /// requested size keyed with the process secret; both are checked on free,
-/// realloc and malloc_usable_size. Such blocks come straight from the
+/// realloc and malloc_usable_size. Such blocks come from the quarantine's
+/// ready lists or straight from the
 /// central list (no thread cache) and, when freed, go to the quarantine.
 ///
 /// Layout of a small block of class size S holding a request of n bytes:
@@ -50,21 +51,34 @@ enum Canary {
   /// A block of `sizeClass` for a request of `n` bytes, its canary and size
   /// word written; nil with ENOMEM when memory is exhausted.
   static func allocate(_ sizeClass: UInt32, request n: UInt, zeroed: Bool) -> RawPtr? {
-    let (head, taken) = Central.fetch(sizeClass, count: 1, owner: 0)
-    guard taken == 1, let block = head else {
+    let mitigations = Heap.state.pointee.mitigations
+    guard let block = (mitigations.quarantine ? Quarantine.takeReady(sizeClass) : nil)
+            ?? fetch(sizeClass, stocking: mitigations.quarantine) else {
       swm_errno_set(swm_ENOMEM())
       return nil
     }
     let size = UInt(swm_class_to_size(sizeClass))
     block.storeBytes(of: 0, as: UInt.self)                  // fetch's chain link
     block.storeBytes(of: 0, toByteOffset: 8, as: UInt.self) // freed tag
-    let mitigations = Heap.state.pointee.mitigations
     if zeroed { block.initializeMemory(as: UInt8.self, repeating: 0, count: Int(n)) }
     else if mitigations.perturbs { block.initializeMemory(as: UInt8.self, repeating: ~mitigations.perturbByte, count: Int(n)) }
     if mitigations.canaries {
       writeCanary(block, request: n, end: canaryEnd(request: n, end: size &- 8))
       block.storeBytes(of: n ^ sizeKey(block), toByteOffset: Int(size &- 8), as: UInt.self)
     }
+    return block
+  }
+
+  /// A block from the central list (nil: no memory); `stocking` (the
+  /// quarantine is on), a few more for this thread's shard's ready list of
+  /// the class, which was empty: one class lock for several mallocs of a
+  /// program that allocates more than it frees.
+  @inline(never)
+  private static func fetch(_ sizeClass: UInt32, stocking: Bool) -> RawPtr? {
+    let want = stocking ? Quarantine.stockCount(sizeClass) : 1
+    let (head, taken) = Central.fetch(sizeClass, count: want, owner: 0)
+    guard taken != 0, let block = head else { return nil }
+    if taken > 1 { Quarantine.stock(block.load(as: RawPtr?.self), sizeClass: sizeClass) }
     return block
   }
 

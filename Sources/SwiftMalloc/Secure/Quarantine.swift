@@ -10,7 +10,9 @@ import CShim
 /// leaves, the block must still read so (all of it up to 576 bytes; of a
 /// larger block its first 256 bytes, its last 64 and a 256-byte stretch
 /// drawn at each exit: `isIntact`), else a write after free is reported;
-/// then it goes back to its central list.
+/// then it goes to its shard's ready list for that class, for the next
+/// malloc of that class by the shard's threads, or back to its central list
+/// (Quarantine+Ready.swift).
 ///
 /// The quarantine is split into `shards` (SWM_QUARANTINE_SHARDS) rings, each
 /// with its own lock; a free enters the shard of its thread (threads
@@ -21,9 +23,10 @@ import CShim
 /// `depth` later frees into its shard, or until `maxBytes` of blocks freed
 /// after it have entered that shard.
 ///
-/// Blocks leave in batches, so that one free in `batch` pays for the class
-/// locks: a batch is checked and sorted by class with no lock held, and
-/// each class of the batch gets its blocks back in one Central.release.
+/// Blocks leave in batches, so that one free in `batch` pays for the locks:
+/// a batch is checked with no lock held, put on the ready lists under the
+/// shard's lock, and what they cannot hold goes back in one Central.release
+/// per class.
 /// The batch is taken above the limits, never within them.
 ///
 /// Invariants (per shard, under its lock, taken with no other lock held):
@@ -31,8 +34,8 @@ import CShim
 /// sum of their class sizes; count <= slots (an `enter` that finds the ring
 /// full, before the thread that filled it drains it, takes the oldest block
 /// out itself); the thread whose `enter` brings count to slots or bytes over
-/// maxBytes + batchBytes drains that shard to count <= depth and bytes <=
-/// maxBytes (but for a single block larger than that).
+/// maxBytes + overBytes(size of its block) drains that shard to count <=
+/// depth and bytes <= maxBytes (but for a single block larger than that).
 enum Quarantine {
   /// Later frees into its shard each block waits for at least (unless the
   /// shard's maxBytes is reached).
@@ -44,6 +47,13 @@ enum Quarantine {
   /// blocks of large classes leave a few at a time too, and a batch empties
   /// few spans (Central.keptLimit keeps that many empty).
   static let batchBytes: UInt = 64 << 10
+  /// The bytes a shard may hold beyond maxBytes before a free of a block of
+  /// `size` bytes drains it: batchBytes, or less than a batch of such
+  /// blocks, so that a churn of one class drains at most a batch at a time,
+  /// which its ready list can hold (readyDepth; 52 blocks of 1280 bytes
+  /// would overflow it).
+  @inline(__always)
+  static func overBytes(_ size: UInt) -> UInt { min(batchBytes, (batch &- 1) &* size) }
   /// Ring slots per shard: depth plus one batch.
   static let slots: UInt = 1056
   /// Bytes a shard holds at most (1 MiB; 4 MiB over the 4 shards): 1024
@@ -61,6 +71,13 @@ enum Quarantine {
     var bytes: UInt
     /// Blocks that left this shard (salts the exit check's stretches).
     var exits: UInt
+    /// Blocks that left this shard checked, for the mallocs of its threads
+    /// (Quarantine+Ready.swift): a stack of up to readyDepth per class, kept
+    /// outside the blocks (class c's at c * readyDepth).
+    var ready: InlineArray<1312, RawPtr?>
+    var readyCount: ClassArray<UInt8>
+    /// Bytes of the blocks on the ready lists (free memory, as `bytes`).
+    var readyBytes: UInt
     var ring: InlineArray<1056, RawPtr?>
   }
 
@@ -94,14 +111,14 @@ enum Quarantine {
     q.pointee.next = (q.pointee.next &+ 1) % slots
     q.pointee.count &+= 1
     q.pointee.bytes &+= size
-    let over = q.pointee.count == slots || q.pointee.bytes > maxBytes &+ batchBytes
+    let over = q.pointee.count == slots || q.pointee.bytes > maxBytes &+ overBytes(size)
     let salt = q.pointee.exits
     swm_unlock(lock(shard))
     if let (block, sizeClass) = spilled {
       var one = Batch()
       one.salt = salt
       one.append(block, sizeClass: sizeClass)
-      one.release()
+      one.leave(shard)
     }
     if over { drain(shard) }
   }
@@ -122,7 +139,7 @@ enum Quarantine {
       out.salt = q.pointee.exits
       swm_unlock(lock(shard))
       if out.count == 0 { return }
-      out.release()
+      out.leave(shard)
       out.count = 0
       out.bytes = 0
     }
@@ -141,9 +158,9 @@ enum Quarantine {
     return (block, sizeClass)
   }
 
-  /// Calls `body` with each quarantined block, shard by shard (each shard's
-  /// lock held while it is walked: no allocation in `body`), for the
-  /// statistics and the invariant checker.
+  /// Calls `body` with each quarantined block, shard by shard, ready lists
+  /// included (each shard's lock held while it is walked: no allocation in
+  /// `body`), for the statistics.
   static func forEach(_ body: (RawPtr) -> Void) {
     var shard = 0
     while shard < shards {
@@ -154,19 +171,20 @@ enum Quarantine {
         if let block = q.pointee.ring[Int((q.pointee.next &+ slots &- q.pointee.count &+ k) % slots)] { body(block) }
         k &+= 1
       }
+      forEachReady(q, body)
       swm_unlock(lock(shard))
       shard &+= 1
     }
   }
 
-  /// Bytes in quarantine, for mallinfo2 (free memory, not in use): the sum
-  /// of the shards, each read under its lock.
+  /// Bytes in quarantine and on the ready lists, for mallinfo2 (free
+  /// memory, not in use): the sum of the shards, each read under its lock.
   static func bytes() -> UInt {
     var total: UInt = 0
     var shard = 0
     while shard < shards {
       swm_lock(lock(shard))
-      total &+= state(shard).pointee.bytes
+      total &+= state(shard).pointee.bytes &+ state(shard).pointee.readyBytes
       swm_unlock(lock(shard))
       shard &+= 1
     }
@@ -178,7 +196,7 @@ enum Quarantine {
     var total: UInt = 0
     var shard = 0
     while shard < shards {
-      total &+= state(shard).pointee.bytes
+      total &+= state(shard).pointee.bytes &+ state(shard).pointee.readyBytes
       shard &+= 1
     }
     return total
@@ -210,17 +228,23 @@ enum Quarantine {
   /// One or-ed difference, loops the compiler vectorizes; blocks are
   /// multiples of 16 bytes.
   @inline(__always)
-  fileprivate static func isIntact(_ block: RawPtr, size: Int, salt: UInt) -> Bool {
+  static func isIntact(_ block: RawPtr, size: Int, salt: UInt) -> Bool {
     let tag = UInt(bitPattern: block) ^ Heap.state.pointee.tagSecret
     var stray = block.load(fromByteOffset: size &- 8, as: UInt.self) ^ tag
     if size <= checkedHead &+ checkedStretch &+ checkedTail {
       return stray | zeroes(block, from: 0, to: size &- 8) == 0
     }
     stray |= zeroes(block, from: 0, to: checkedHead) | zeroes(block, from: size &- checkedTail, to: size &- 8)
+    let start = stretchStart(block, size: size, salt: salt)
+    return stray | zeroes(block, from: start, to: start &+ checkedStretch) == 0
+  }
+
+  /// Where the exit check's stretch starts in a block over 576 bytes.
+  @inline(__always)
+  static func stretchStart(_ block: RawPtr, size: Int, salt: UInt) -> Int {
     let places = UInt((size &- checkedHead &- checkedStretch &- checkedTail) / 64) &+ 1
     let r = ((UInt(bitPattern: block) ^ salt ^ Heap.state.pointee.keySecret) &* 0x9e37_79b9_7f4a_7c15) &>> 32
-    let start = checkedHead &+ Int(r % places) &* 64
-    return stray | zeroes(block, from: start, to: start &+ checkedStretch) == 0
+    return checkedHead &+ Int(r % places) &* 64
   }
 
   /// The or of the words of [from, to) (byte offsets, multiples of 8):
@@ -234,46 +258,5 @@ enum Quarantine {
       offset &+= 8
     }
     return stray
-  }
-}
-
-/// Blocks leaving the quarantine together (on the stack: no allocation).
-private struct Batch {
-  var blocks: InlineArray<32, RawPtr?> = InlineArray(repeating: nil)
-  var classes: InlineArray<32, UInt8> = InlineArray(repeating: 0)
-  var count: UInt = 0
-  var bytes: UInt = 0
-  /// Draws the stretches the exit check reads (Quarantine.isIntact).
-  var salt: UInt = 0
-
-  mutating func append(_ block: RawPtr, sizeClass: UInt32) {
-    blocks[Int(count)] = block
-    classes[Int(count)] = UInt8(truncatingIfNeeded: sizeClass)
-    count &+= 1
-    bytes &+= UInt(swm_class_to_size(sizeClass))
-  }
-
-  /// Checks every block, then gives them back to their central lists, one
-  /// list (linked through word 0, which reads zero) and one lock per class.
-  func release() {
-    var heads: ClassArray<RawPtr?> = InlineArray(repeating: nil)
-    var present: UInt64 = 0
-    var i = 0
-    while i < Int(count) {
-      let block = blocks[i]!
-      let sizeClass = UInt32(classes[i])
-      if !Quarantine.isIntact(block, size: Int(swm_class_to_size(sizeClass)), salt: salt &+ UInt(i)) {
-        Diagnostics.damageFound("write after free detected in block", block, during: "free()")
-      }
-      block.storeBytes(of: heads[Int(sizeClass)], as: RawPtr?.self)
-      heads[Int(sizeClass)] = block
-      present |= 1 &<< UInt64(sizeClass)
-      i &+= 1
-    }
-    while present != 0 {
-      let sizeClass = UInt32(present.trailingZeroBitCount)
-      present &= present &- 1
-      Central.release(sizeClass, head: heads[Int(sizeClass)])
-    }
   }
 }
