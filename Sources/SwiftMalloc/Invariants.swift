@@ -60,6 +60,22 @@ enum Invariants {
       fail("page heap byte counts differ from its free spans", nil)
     }
     if heap.state.pointee.heapBytes < free { fail("page heap holds fewer bytes than it has free", nil) }
+    // secure mode's kept guarded spans (PageHeap+GuardedPool.swift)
+    var kept: UInt = 0
+    withUnsafeMutablePointer(to: &heap.state.pointee.guardedLists) {
+      let lists = UnsafeMutableRawPointer($0).assumingMemoryBound(to: SpanList.self)
+      for n in 1..<PageHeapState.guardedListCount {
+        var cursor = lists[n].head
+        while let span = cursor {
+          if span.pointee.kind != SpanKind.pooled || !span.pointee.guarded || span.pointee.pages != UInt(n) {
+            fail("kept guarded span that is not one:", span)
+          }
+          kept &+= span.pointee.bytes
+          cursor = span.pointee.next
+        }
+      }
+    }
+    if kept != heap.state.pointee.guardedBytes { fail("kept guarded bytes differ from the kept spans", nil) }
   }
 
   /// CentralFreeList: `nonempty` holds spans of this class with `onList` set

@@ -257,6 +257,41 @@ struct TestPageHeap {
     t.heap.freeSpan(fence)
   }
 
+  /// Secure mode's small spans come back with their guard page in place
+  /// and are kept for the next span of their length, or cut for a shorter
+  /// one (its last pages keep the guard): no guard-page system call either
+  /// way; malloc_trim gives them back, guard removed.
+  @Test func guardedSpansAreKeptForReuse() throws {
+    let t = TestPageHeap(topPad: 0)
+    defer { t.close() }
+    let a = try #require(t.heap.allocateSpan(pages: 4, guardPage: true))
+    let (aStart, aEnd) = (a.pointee.start, a.pointee.end)
+    #expect(a.pointee.guarded && a.pointee.pages == 5 && t.log.guardsInstalled.count == 1)
+    a.pointee.kind = SpanKind.small
+    t.heap.freeSpan(a)
+    #expect(t.log.guardsRemoved.isEmpty && t.heap.state.pointee.guardedBytes == t.pages(5))
+    #expect(PageMap.lookup(aStart)?.pointee.kind == SpanKind.pooled)
+    let b = try #require(t.heap.allocateSpan(pages: 4, guardPage: true))
+    #expect(b.pointee.start == aStart && b.pointee.guarded && t.log.guardsInstalled.count == 1)
+    #expect(t.heap.state.pointee.guardedBytes == 0)
+    // a shorter span: the last two pages of the kept five, guard and all
+    b.pointee.kind = SpanKind.small
+    t.heap.freeSpan(b)
+    let c = try #require(t.heap.allocateSpan(pages: 1, guardPage: true))
+    #expect(c.pointee.guarded && c.pointee.pages == 2 && c.pointee.end == aEnd)
+    #expect(PageMap.lookup(c.pointee.start) == c && PageMap.lookup(aEnd - 1) == c)
+    #expect(t.log.guardsInstalled.count == 1 && t.log.guardsRemoved.isEmpty)
+    #expect(t.freeSpans().map { $0.pointee.pages } == [3] && t.heap.state.pointee.guardedBytes == 0)
+    Invariants.checkPageHeap(t.heap)
+    // malloc_trim gives the kept spans back, guard removed
+    c.pointee.kind = SpanKind.small
+    t.heap.freeSpan(c)
+    #expect(t.heap.state.pointee.guardedBytes == t.pages(2))
+    _ = t.heap.trim(pad: 0)
+    #expect(t.heap.state.pointee.guardedBytes == 0 && t.log.guardsRemoved == [aEnd - TestPageHeap.page])
+    Invariants.checkPageHeap(t.heap)
+  }
+
   @Test func theDirtyLimitGrowsWithTheBytesInUseUnlessFixed() throws {
     for fixed in [false, true] {
       let t = TestPageHeap(topPad: 0, dirtyLimit: 1 << 40)

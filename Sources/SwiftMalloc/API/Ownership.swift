@@ -37,7 +37,7 @@ enum Ownership {
                           use: use, call: call)
     case SpanKind.pageRun, SpanKind.mmap:
       if address != span.pointee.start { Diagnostics.invalidPointer(call, p) }
-    case SpanKind.free:
+    case SpanKind.free, SpanKind.pooled:
       if !span.pointee.covers(address) { Diagnostics.invalidPointer(call, p) }  // a stale slot
       freed(p, use: use, call: call)
     case SpanKind.unmapped:

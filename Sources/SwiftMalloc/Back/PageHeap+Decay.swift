@@ -19,6 +19,7 @@ extension PageHeap {
       removeFree(top)
       if let kept = trimTop(top, threshold: pad, pad: pad, released: &released) { insertFree(kept) }
     }
+    released = drainGuarded() || released
     released = decommit(keeping: 0, olderThan: nil) || released
     return released
   }
@@ -52,7 +53,7 @@ extension PageHeap {
   /// each (a program near its peak) cost the `frag` workload 10% of its
   /// time; the next release or page run applies the cap.
   func notePeak() {
-    let inUse = state.pointee.heapBytes &- state.pointee.freeBytes
+    let inUse = state.pointee.heapBytes &- state.pointee.freeBytes &- state.pointee.guardedBytes
     if inUse > state.pointee.inUsePeak { state.pointee.inUsePeak = inUse }
   }
 
@@ -82,7 +83,8 @@ extension PageHeap {
   func dirtyCap() -> UInt {
     let limit = state.pointee.dirtyLimit
     if state.pointee.dirtyLimitFixed { return limit }
-    let inUse = state.pointee.heapBytes > state.pointee.freeBytes ? state.pointee.heapBytes &- state.pointee.freeBytes : 0
+    let held = state.pointee.freeBytes &+ state.pointee.guardedBytes  // secure mode's kept spans are not in use
+    let inUse = state.pointee.heapBytes > held ? state.pointee.heapBytes &- held : 0
     let cap = max(limit, inUse)
     if !state.pointee.dirtyWithinPeak { return cap }
     let ceiling = state.pointee.inUsePeak &+ PageHeapState.peakSlack
@@ -95,6 +97,7 @@ extension PageHeap {
     let decay = state.pointee.decayMilliseconds
     if now &- state.pointee.lastDecay < decay / 4 { return }
     state.pointee.lastDecay = now
+    drainGuarded()
     if decommit(keeping: 0, olderThan: UInt32(truncatingIfNeeded: now &- decay)) { state.pointee.decays &+= 1 }
   }
 

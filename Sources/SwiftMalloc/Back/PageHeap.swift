@@ -85,6 +85,10 @@ struct PageHeap<Site: PageHeapSite> {
   /// source has no more pages.
   func allocateSpan(pages: UInt, guardPage: Bool = false) -> SpanPtr? {
     swm_lock(lock)
+    if guardPage, let kept = takeGuarded(pages: pages &+ 1) {
+      swm_unlock(lock)
+      return kept
+    }
     let span = allocateAligned(pages: guardPage ? pages &+ 1 : pages, alignment: OSMemory.pageSize)
     if state.pointee.dirtyWithinPeak { notePeak() }
     swm_unlock(lock)
@@ -150,10 +154,13 @@ struct PageHeap<Site: PageHeapSite> {
   func take(pages: UInt) -> SpanPtr? {
     var found = findFree(pages)
     if found == nil {
-      guard let region = source.grow(bytes: pages &<< OSMemory.pageShift, pad: state.pointee.topPad) else { return nil }
-      if addRegion(region) == nil { return nil }
-      source.grew()
-      found = findFree(pages)
+      if let region = source.grow(bytes: pages &<< OSMemory.pageShift, pad: state.pointee.topPad) {
+        if addRegion(region) == nil { return nil }
+        source.grew()
+        found = findFree(pages)
+      } else if drainGuarded() {  // the source is spent: secure mode's kept spans
+        found = findFree(pages)
+      }
     }
     guard let span = found else { return nil }
     removeFree(span)
@@ -243,6 +250,7 @@ struct PageHeap<Site: PageHeapSite> {
   /// given back before the request that grew the heap is served.
   func release(_ spanIn: SpanPtr, touched: Bool = true, trim: Bool = true) {
     if spanIn.pointee.sizeClass != 0 { PageMap.setSmall(spanIn, clear: true) }
+    if spanIn.pointee.guarded && keepGuarded(spanIn) { return }  // secure mode
     if spanIn.pointee.guarded && !removeGuard(spanIn) { return }
     spanIn.pointee.kind = SpanKind.free
     spanIn.pointee.sizeClass = 0
@@ -348,52 +356,4 @@ struct PageHeap<Site: PageHeapSite> {
     guard let top = PageMap.lookup(source.topEnd &- 1), top.pointee.kind == SpanKind.free else { return 0 }
     return top.pointee.bytes
   }
-}
-
-/// A page heap's state (HeapState.pageHeap for the process's), under its
-/// lock; all-zero is an empty page heap with every setting 0.
-struct PageHeapState {
-  static let exactLists = 128
-  /// With dirtyWithinPeak: the bytes in use plus dirty may pass the peak in
-  /// use by this much (PageHeap.dirtyCap).
-  static let peakSlack: UInt = 1 << 20
-
-  /// Bytes in free spans.
-  var freeBytes: UInt
-  /// Of those, bytes outside the spans' dirty extents: they read as zero
-  /// and are not resident (fresh or decommitted).
-  var cleanBytes: UInt
-  /// When the page heap last looked for dirty spans to decay (ms).
-  var lastDecay: UInt
-  // Settings (Options.configure writes them, under this lock too).
-  var trimThreshold: UInt
-  var topPad: UInt
-  /// Free bytes that may stay resident at most (dirty), or the bytes in
-  /// use if that is more, unless `dirtyLimitFixed` (dirtyCap); beyond
-  /// it the dirty pages go back at once.
-  var dirtyLimit: UInt
-  /// Set when the program fixed the dirty limit (environment, mallopt).
-  var dirtyLimitFixed: Bool
-  /// Secure mode: free pages stay resident only within the peak of the
-  /// bytes in use (dirtyCap).
-  var dirtyWithinPeak: Bool
-  /// With dirtyWithinPeak: the most bytes the heap has had in use (not
-  /// free), noted after each allocation.
-  var inUsePeak: UInt
-  /// Bytes the heap holds from its source (free or not): grown, less
-  /// what was trimmed from the top.
-  var heapBytes: UInt
-  /// Free pages unused for this long are decommitted (ms).
-  var decayMilliseconds: UInt
-  /// Bytes of guard pages of spans in use (atomic): neither the program's
-  /// nor allocatable; mallinfo2 counts them with the free bytes.
-  var guardBytes: UInt
-  // Statistics: madvise calls that decommitted free pages, decay passes
-  // (decay time or dirty limit) that decommitted any, guard pages made or
-  // removed (atomic).
-  var madviseCalls: UInt
-  var decays: UInt
-  var guardCalls: UInt
-  /// lists[n], 1...exactLists: free spans of exactly n pages; lists[0]: longer ones.
-  var lists: InlineArray<129, SpanList>
 }

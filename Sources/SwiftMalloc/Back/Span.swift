@@ -16,6 +16,9 @@ enum SpanKind {
   /// The shared Span of every zero-size block (ZeroBlocks.swift); never in
   /// the page map.
   static let zero: UInt8 = 6
+  /// Secure mode: a small span kept with its guard page for reuse
+  /// (PageHeap+GuardedPool.swift); no block in it is live.
+  static let pooled: UInt8 = 7
 }
 
 /// A run of whole pages with one use. Span structs live in the metadata arena

@@ -1,0 +1,57 @@
+import CShim
+
+// See Malloc.swift for an overview; the page heap's methods are in PageHeap.swift.
+
+/// A page heap's state (HeapState.pageHeap for the process's), under its
+/// lock; all-zero is an empty page heap with every setting 0.
+struct PageHeapState {
+  static let exactLists = 128
+  /// With dirtyWithinPeak: the bytes in use plus dirty may pass the peak in
+  /// use by this much (PageHeap.dirtyCap).
+  static let peakSlack: UInt = 1 << 20
+
+  /// Bytes in free spans.
+  var freeBytes: UInt
+  /// Of those, bytes outside the spans' dirty extents: they read as zero
+  /// and are not resident (fresh or decommitted).
+  var cleanBytes: UInt
+  /// When the page heap last looked for dirty spans to decay (ms).
+  var lastDecay: UInt
+  // Settings (Options.configure writes them, under this lock too).
+  var trimThreshold: UInt
+  var topPad: UInt
+  /// Free bytes that may stay resident at most (dirty), or the bytes in
+  /// use if that is more, unless `dirtyLimitFixed` (dirtyCap); beyond
+  /// it the dirty pages go back at once.
+  var dirtyLimit: UInt
+  /// Set when the program fixed the dirty limit (environment, mallopt).
+  var dirtyLimitFixed: Bool
+  /// Secure mode: free pages stay resident only within the peak of the
+  /// bytes in use (dirtyCap).
+  var dirtyWithinPeak: Bool
+  /// With dirtyWithinPeak: the most bytes the heap has had in use (not
+  /// free), noted after each allocation.
+  var inUsePeak: UInt
+  /// Bytes the heap holds from its source (free or not): grown, less
+  /// what was trimmed from the top.
+  var heapBytes: UInt
+  /// Free pages unused for this long are decommitted (ms).
+  var decayMilliseconds: UInt
+  /// Bytes of guard pages of spans in use (atomic): neither the program's
+  /// nor allocatable; mallinfo2 counts them with the free bytes.
+  var guardBytes: UInt
+  // Statistics: madvise calls that decommitted free pages, decay passes
+  // (decay time or dirty limit) that decommitted any, guard pages made or
+  // removed (atomic).
+  var madviseCalls: UInt
+  var decays: UInt
+  var guardCalls: UInt
+  /// lists[n], 1...exactLists: free spans of exactly n pages; lists[0]: longer ones.
+  var lists: InlineArray<129, SpanList>
+  /// Secure mode's small spans kept with their guard pages
+  /// (PageHeap+GuardedPool.swift): guardedLists[n] holds spans of n pages.
+  static let guardedListCount = 33
+  static let guardedLimit: UInt = 64 << 20
+  var guardedLists: InlineArray<33, SpanList>
+  var guardedBytes: UInt
+}
