@@ -70,7 +70,7 @@ enum Invariants {
           if span.pointee.kind != SpanKind.pooled || !span.pointee.guarded || span.pointee.pages != UInt(n) {
             fail("kept guarded span that is not one:", span)
           }
-          kept &+= span.pointee.bytes
+          kept &+= span.pointee.bytes &- OSMemory.pageSize
           cursor = span.pointee.next
         }
       }

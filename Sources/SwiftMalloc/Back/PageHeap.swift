@@ -153,14 +153,12 @@ struct PageHeap<Site: PageHeapSite> {
   /// exactly `pages` (kind still free, to be set by the caller).
   func take(pages: UInt) -> SpanPtr? {
     var found = findFree(pages)
+    if found == nil && drainGuarded() { found = findFree(pages) }  // secure mode's kept spans
     if found == nil {
-      if let region = source.grow(bytes: pages &<< OSMemory.pageShift, pad: state.pointee.topPad) {
-        if addRegion(region) == nil { return nil }
-        source.grew()
-        found = findFree(pages)
-      } else if drainGuarded() {  // the source is spent: secure mode's kept spans
-        found = findFree(pages)
-      }
+      guard let region = source.grow(bytes: pages &<< OSMemory.pageShift, pad: state.pointee.topPad) else { return nil }
+      if addRegion(region) == nil { return nil }
+      source.grew()
+      found = findFree(pages)
     }
     guard let span = found else { return nil }
     removeFree(span)
