@@ -125,7 +125,7 @@ struct TestPageHeap {
   }
 
   var freeBytes: UInt { heap.state.pointee.freeBytes }
-  var dirtyBytes: UInt { heap.state.pointee.freeBytes - heap.state.pointee.cleanBytes }
+  var dirtyBytes: UInt { heap.state.pointee.dirtyBytes }
   func pages(_ n: UInt) -> UInt { n * Self.page }
 
   func close() {

@@ -340,7 +340,7 @@ public func swmcore_collect_stats(_ out: UnsafeMutablePointer<swm_stats_t>) {
   let arena = os.pointee.sbrkBytes &+ os.pointee.regionMmapBytes
   // (mmap blocks kept for reuse, LargeBlocks+Cache, are outside the arena
   // and outside hblkhd: mapped, free, given back by decay and malloc_trim)
-  let free = pageHeap.pointee.freeBytes &+ pageHeap.pointee.guardedBytes &+ centralFree &+ quarantined &+ pageHeap.pointee.guardBytes
+  let free = pageHeap.pointee.unusedBytes &+ centralFree &+ quarantined
   out.pointee.arena = Int(bitPattern: os.pointee.sbrkBytes)
   out.pointee.region_mmap = Int(bitPattern: os.pointee.regionMmapBytes)
   out.pointee.fordblks = Int(bitPattern: free)

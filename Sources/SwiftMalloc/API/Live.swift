@@ -72,7 +72,7 @@ enum Live {
     let pageHeap = heap.state
     let arena = os.pointee.sbrkBytes &+ os.pointee.regionMmapBytes
     let quarantined = UInt(page.pointee.quarantine)
-    let free = pageHeap.pointee.freeBytes &+ pageHeap.pointee.guardedBytes &+ centralFree &+ quarantined &+ pageHeap.pointee.guardBytes
+    let free = pageHeap.pointee.unusedBytes &+ centralFree &+ quarantined
     page.pointee.arena = UInt64(os.pointee.sbrkBytes)
     page.pointee.region_mmap = UInt64(os.pointee.regionMmapBytes)
     page.pointee.fordblks = UInt64(free)

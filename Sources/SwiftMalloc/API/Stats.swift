@@ -46,7 +46,7 @@ enum Stats {
   /// grown: the peaks, from counters read without their locks.
   static func noteGrowth() {
     let pageHeap = Heap.pageHeap.state
-    var free = pageHeap.pointee.freeBytes &+ pageHeap.pointee.guardedBytes &+ pageHeap.pointee.guardBytes &+ Quarantine.bytesUnlocked()
+    var free = pageHeap.pointee.unusedBytes &+ Quarantine.bytesUnlocked()
     var c: UInt32 = 1
     while c < UInt32(SWM_NUM_CLASSES) {
       let central = Central.list(c)
@@ -124,7 +124,7 @@ enum Stats {
     let heap = Heap.pageHeap
     swm_lock(heap.lock)
     let pageHeap = heap.state
-    out.pointee.dirty = Int(pageHeap.pointee.freeBytes &- pageHeap.pointee.cleanBytes &+ pageHeap.pointee.guardedBytes)
+    out.pointee.dirty = Int(pageHeap.pointee.dirtyBytes &+ pageHeap.pointee.guardedBytes)
     out.pointee.decommitted = Int(pageHeap.pointee.cleanBytes)
     out.pointee.guards = Int(pageHeap.pointee.guardBytes)
     let runs = UnsafeMutableRawPointer(withUnsafeMutablePointer(to: &out.pointee.free_runs) { $0 })

@@ -27,7 +27,7 @@ extension PageHeap {
   /// After a span went back: decommit beyond the dirty cap, and every
   /// quarter of the decay time, whatever has been free for the whole of it.
   func decay() {
-    let dirty = state.pointee.freeBytes &- state.pointee.cleanBytes
+    let dirty = state.pointee.dirtyBytes
     let cap = dirtyCap()
     if dirty > cap {
       if decommitOldest(keeping: cap &- cap / 8) { state.pointee.decays &+= 1 }
@@ -43,7 +43,7 @@ extension PageHeap {
   func keepWithinPeak() {
     notePeak()
     let cap = dirtyCap()
-    if state.pointee.freeBytes &- state.pointee.cleanBytes > cap {
+    if state.pointee.dirtyBytes > cap {
       if decommitOldest(keeping: cap &- cap / 4) { state.pointee.decays &+= 1 }
     }
   }
@@ -53,7 +53,7 @@ extension PageHeap {
   /// each (a program near its peak) cost the `frag` workload 10% of its
   /// time; the next release or page run applies the cap.
   func notePeak() {
-    let inUse = state.pointee.heapBytes &- state.pointee.freeBytes &- state.pointee.guardedBytes
+    let inUse = state.pointee.inUseBytes
     if inUse > state.pointee.inUsePeak { state.pointee.inUsePeak = inUse }
   }
 
@@ -83,8 +83,7 @@ extension PageHeap {
   func dirtyCap() -> UInt {
     let limit = state.pointee.dirtyLimit
     if state.pointee.dirtyLimitFixed { return limit }
-    let held = state.pointee.freeBytes &+ state.pointee.guardedBytes  // secure mode's kept spans are not in use
-    let inUse = state.pointee.heapBytes > held ? state.pointee.heapBytes &- held : 0
+    let inUse = state.pointee.inUseBytes
     let cap = max(limit, inUse)
     if !state.pointee.dirtyWithinPeak { return cap }
     let ceiling = state.pointee.inUsePeak &+ PageHeapState.peakSlack
@@ -158,7 +157,7 @@ extension PageHeap {
     let decay = state.pointee.decayMilliseconds
     var any = false
     var shift: UInt = 1
-    while state.pointee.freeBytes &- state.pointee.cleanBytes > keeping {
+    while state.pointee.dirtyBytes > keeping {
       let age = shift > 5 ? 0 : decay &>> shift  // decay/2, /8, /32, then any
       any = decommit(keeping: keeping, olderThan: UInt32(truncatingIfNeeded: now &- age)) || any
       if age == 0 { break }
@@ -179,7 +178,7 @@ extension PageHeap {
     while order <= exactLists {
       n = order == 0 ? 0 : exactLists &- order &+ 1
       var cursor = l[n].head
-      while let s = cursor, state.pointee.freeBytes &- state.pointee.cleanBytes > keeping {
+      while let s = cursor, state.pointee.dirtyBytes > keeping {
         if !s.pointee.clean && (olderThan == nil || Int32(bitPattern: olderThan! &- s.pointee.freedAt) >= 0) {
           decommitExtent(s, beyond: keeping)
           any = true
@@ -195,7 +194,7 @@ extension PageHeap {
   /// when the rest keeps the heap's dirty bytes at `keeping` (a pass over
   /// the cap sheds what is over, not a whole long span).
   private func decommitExtent(_ s: SpanPtr, beyond keeping: UInt) {
-    let dirty = state.pointee.freeBytes &- state.pointee.cleanBytes
+    let dirty = state.pointee.dirtyBytes
     let over = (dirty &- keeping &+ OSMemory.pageMask) &>> OSMemory.pageShift
     let from = s.pointee.dirtyFrom
     let pages = min(over, s.pointee.dirtyPages)

@@ -54,4 +54,16 @@ struct PageHeapState {
   static let guardedLimit: UInt = 64 << 20
   var guardedLists: InlineArray<33, SpanList>
   var guardedBytes: UInt
+
+  /// Free bytes that may be resident: those inside the free spans' dirty extents.
+  @inline(__always) var dirtyBytes: UInt { freeBytes &- cleanBytes }
+  /// Bytes the heap holds that no span in use does (free spans and secure
+  /// mode's kept spans are not in use).
+  @inline(__always) var inUseBytes: UInt {
+    let held = freeBytes &+ guardedBytes
+    return heapBytes > held ? heapBytes &- held : 0
+  }
+  /// What mallinfo2 and the statistics count as the page heap's free
+  /// bytes: free spans, kept spans (less their guard pages) and guard pages.
+  @inline(__always) var unusedBytes: UInt { freeBytes &+ guardedBytes &+ guardBytes }
 }
