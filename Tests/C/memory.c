@@ -7,6 +7,11 @@
  *   blocks thread caches keep) grow by at most the budget's share per thread
  *   (4 MiB / threads, at least 16 KiB) plus a little, not a megabyte each;
  *   and they come back when the threads exit.
+ * - Idle threads that freed other threads' blocks: 300 threads each free a
+ *   neighbour's blocks, just under 4 KiB of each of 16 classes (under a
+ *   batch each, so no list fills), then wait. The blocks wait in their outgoing lists,
+ *   which only their thread may send: all of them together stay under
+ *   8 KiB (before, each class's list could hold up to a batch: 61 KiB).
  * - SWM_M_CACHE_BUDGET: with a budget of 0 (every share at its 16 KiB floor)
  *   a thread that freed 2 MiB of small blocks keeps at most 16 KiB of them.
  * - SWM_M_DIRTY_LIMIT and SWM_M_DECAY_MS: after freeing ~100 MB of small
@@ -49,16 +54,31 @@ static void *idle_thread(void *arg) {
   return NULL;
 }
 
-static void test_idle_threads(void) {
+/* Starts THREADS threads of `fn` (argument: the thread's index, 64 KiB
+ * stacks) that meet the caller at the barriers start, idle and done. */
+static void start_threads(pthread_t *t, void *(*fn)(void *)) {
   pthread_barrier_init(&start, NULL, THREADS + 1);
   pthread_barrier_init(&idle, NULL, THREADS + 1);
   pthread_barrier_init(&done, NULL, THREADS + 1);
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, 64 << 10);
+  for (int i = 0; i < THREADS; i++) REQUIRE(pthread_create(&t[i], &attr, fn, (void *)(intptr_t)i) == 0, "thread %d", i);
+  pthread_attr_destroy(&attr);
+}
+
+/* Joins what start_threads started (after the barrier `done`). */
+static void join_threads(pthread_t *t) {
+  for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+  pthread_barrier_destroy(&start);
+  pthread_barrier_destroy(&idle);
+  pthread_barrier_destroy(&done);
+}
+
+static void test_idle_threads(void) {
   size_t before = mallinfo2().uordblks;
   static pthread_t t[THREADS];
-  for (int i = 0; i < THREADS; i++) REQUIRE(pthread_create(&t[i], &attr, idle_thread, NULL) == 0, "thread %d", i);
+  start_threads(t, idle_thread);
   void *mine = malloc(V(16));  /* a cache for this thread too: THREADS + 1 share the budget */
   sink(mine);
   free(mine);
@@ -66,7 +86,7 @@ static void test_idle_threads(void) {
   pthread_barrier_wait(&idle);
   size_t during = mallinfo2().uordblks;
   pthread_barrier_wait(&done);
-  for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+  join_threads(t);
   malloc_trim(0);  /* the main thread's own cache (pthread_create allocates) */
   size_t after = mallinfo2().uordblks;
   long per_thread = ((long)during - (long)before) / THREADS;
@@ -80,6 +100,51 @@ static void test_idle_threads(void) {
    * its cached stack: that much stays in use by right */
   CHECK((long)after - (long)before <= (64 << 10) + THREADS * 512, "%ld bytes still in use after every thread exited",
         (long)after - (long)before);
+}
+
+/* test_idle_remote: each thread allocates remote_count(k) blocks of class k
+ * for its neighbour, which frees them and goes idle. */
+enum { REMOTE_CLASSES = 16 };  /* 16 B .. 3 KiB */
+static void **remote_blocks;
+static int remote_per_thread;
+
+static size_t remote_size(int k) { return class_size(k); }
+static int remote_count(int k) {
+  size_t s = remote_size(k);
+  int n = (int)((4096 + s - 1) / s) - 1;  /* under 4 KiB and under a batch of each class */
+  return n > 63 ? 63 : n;
+}
+
+static void *remote_thread(void *arg) {
+  int me = (int)(intptr_t)arg, j = 0;
+  void **mine = remote_blocks + (size_t)me * remote_per_thread;
+  for (int k = 0; k < REMOTE_CLASSES; k++)
+    for (int i = 0; i < remote_count(k); i++) { mine[j] = malloc(V(remote_size(k))); memset(mine[j], 2, 16); j++; }
+  pthread_barrier_wait(&start);
+  void **theirs = remote_blocks + (size_t)((me + 1) % THREADS) * remote_per_thread;
+  for (int i = 0; i < remote_per_thread; i++) free(theirs[i]);
+  pthread_barrier_wait(&idle);
+  pthread_barrier_wait(&done);
+  return NULL;
+}
+
+static void test_idle_remote(void) {
+  for (int k = 0; k < REMOTE_CLASSES; k++) remote_per_thread += remote_count(k);
+  remote_blocks = calloc((size_t)THREADS * remote_per_thread, sizeof(void *));
+  REQUIRE(remote_blocks != NULL, "calloc");
+  static pthread_t t[THREADS];
+  size_t before = mallinfo2().uordblks;
+  start_threads(t, remote_thread);
+  pthread_barrier_wait(&start);
+  pthread_barrier_wait(&idle);
+  long per_thread = ((long)mallinfo2().uordblks - (long)before) / THREADS;
+  pthread_barrier_wait(&done);
+  join_threads(t);
+  free(remote_blocks);
+  printf("memory: idle threads that freed their neighbour's blocks hold %ld bytes each in use\n", per_thread);
+  if (!ours) return;
+  /* the 16 KiB share, outgoing lists under 8 KiB, the cache and glibc's own */
+  CHECK(per_thread <= 32 << 10, "%ld bytes in use per idle thread after remote frees", per_thread);
 }
 
 static void *budget_thread(void *arg) {
@@ -197,6 +262,7 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "--purge-child") == 0) return purge_child();
   t_init("memory");
   test_idle_threads();
+  test_idle_remote();
   test_budget_knob();
   test_dirty_limit_and_decay();
   test_background_purge();

@@ -5,11 +5,13 @@ import CShim
 /// Blocks this thread freed from spans another cache owns, all for one
 /// owner (`destination`, a ThreadCache.id), linked through word 0, most
 /// recent first. Sent to that owner's inbox a batch at a time (one atomic
-/// operation per batch), or to the central list when it has no inbox.
+/// operation per batch), sooner when the thread's lists together pass
+/// Remote.outgoingLimit, or to the central list when it has no inbox.
 ///
 /// Invariants: `count` is the length of the list; `tail` is its last block
 /// (nil exactly when the list is empty); `destination` is meaningful only
-/// while the list is not empty.
+/// while the list is not empty; the cache's Header.outgoingHeld is the sum
+/// of count x block size over its lists.
 struct Outgoing {
   var head: RawPtr?
   var tail: RawPtr?
@@ -37,7 +39,8 @@ struct Outgoing {
 /// what a thread holds. (Four batches whatever the limit, tried for
 /// xmalloc-test, let 300 idle threads hold 5-40 KiB each in inboxes and
 /// outgoing lists past a 16 KiB share, Tests/C/memory.c; with the limit
-/// and the receive beyond it below, xmalloc-test ran as fast.)
+/// and the receive beyond it below, xmalloc-test ran as fast. The
+/// outgoing lists are bounded apart: Remote.outgoingLimit.)
 ///
 /// Invariants: `heads[c]` is 0 (empty), `closed`, or the head of a list of
 /// free blocks of class c (word 1 of each holds its freed tag) linked
@@ -75,11 +78,12 @@ enum Remote {
     head(inbox, sizeClass) + Int(SWM_NUM_CLASSES)
   }
 
-  /// An outgoing list goes out at a batch or at this many bytes, whichever
-  /// comes first: a thread that goes idle keeps its outgoing lists (only it
-  /// may touch them), so they are kept short for large classes, where one
-  /// atomic push per 4 KiB freed costs nothing next to the bytes.
-  static let outgoingBytes: UInt = 4096
+  /// The most bytes a thread's outgoing lists hold together: past it,
+  /// every list goes out. A thread that goes idle keeps its outgoing lists
+  /// (only it may touch them), so they are kept short: one list per class
+  /// up to a batch let an idle thread that had freed a few blocks of each
+  /// of 27 classes for another keep 25-30 KiB of them (a hostile test).
+  static let outgoingLimit: UInt = 8 << 10
 
   /// What an inbox list may hold: what the owner's bin may (nothing for a
   /// class it does not allocate).
@@ -88,12 +92,13 @@ enum Remote {
   }
 
   /// Adds a block freed from a span of `owner` (not this cache) to the
-  /// outgoing list; the list goes out when it reaches a batch or
-  /// `outgoingBytes`, or when the next block is for another owner.
+  /// outgoing list; the list goes out when it reaches a batch or the next
+  /// block is for another owner, and every list when together they pass
+  /// `outgoingLimit`.
   @inline(__always)
   static func send(_ block: RawPtr, cache: RawPtr, sizeClass: UInt32, owner: UInt32) {
     let out = ThreadCache.outgoing(cache, sizeClass)
-    if out.pointee.count != 0 && out.pointee.destination != owner { flush(out, sizeClass: sizeClass) }
+    if out.pointee.count != 0 && out.pointee.destination != owner { flush(cache, sizeClass) }
     block.storeBytes(of: out.pointee.head, as: RawPtr?.self)
     if out.pointee.head == nil {
       out.pointee.tail = block
@@ -101,18 +106,33 @@ enum Remote {
     }
     out.pointee.head = block
     out.pointee.count &+= 1
-    if out.pointee.count >= UInt32(swm_class_batch_size(sizeClass))
-      || UInt(out.pointee.count) &* UInt(swm_class_to_size(sizeClass)) >= outgoingBytes { flush(out, sizeClass: sizeClass) }
+    let header = ThreadCache.header(cache)
+    header.pointee.outgoingHeld &+= UInt(swm_class_to_size(sizeClass))
+    if out.pointee.count >= UInt32(swm_class_batch_size(sizeClass)) { flush(cache, sizeClass) }
+    else if header.pointee.outgoingHeld > outgoingLimit { flushAll(cache) }
   }
 
-  /// Sends an outgoing list to its owner's inbox, or to the central list
-  /// when the owner has none (no owner, a cache outside the region, exited).
-  static func flush(_ out: UnsafeMutablePointer<Outgoing>, sizeClass: UInt32) {
+  /// Sends every outgoing list of `cache`.
+  @inline(never)
+  static func flushAll(_ cache: RawPtr) {
+    var c: UInt32 = 1
+    while c < UInt32(SWM_NUM_CLASSES) {
+      if ThreadCache.outgoing(cache, c).pointee.count != 0 { flush(cache, c) }
+      c &+= 1
+    }
+  }
+
+  /// Sends the outgoing list of one class to its owner's inbox, or to the
+  /// central list when the owner has none (no owner, a cache outside the
+  /// region, exited) or its inbox is full.
+  static func flush(_ cache: RawPtr, _ sizeClass: UInt32) {
+    let out = ThreadCache.outgoing(cache, sizeClass)
     guard let head = out.pointee.head else { return }
     let sent = Meta.cache(forID: out.pointee.destination).map {
       push(inbox($0), sizeClass, head: head, tail: out.pointee.tail.unsafelyUnwrapped, count: out.pointee.count)
     } ?? false
     if !sent { Central.release(sizeClass, head: head) }
+    ThreadCache.header(cache).pointee.outgoingHeld &-= UInt(out.pointee.count) &* UInt(swm_class_to_size(sizeClass))
     out.pointee.head = nil
     out.pointee.tail = nil
     out.pointee.count = 0

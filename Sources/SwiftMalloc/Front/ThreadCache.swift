@@ -56,6 +56,9 @@ enum ThreadCache {
     /// Remote.reclaimIdle last looked (meta lock).
     var slowPathsAtReclaim: UInt
     var pendingAtReclaim: UInt
+    /// Bytes in the outgoing lists, at most Remote.outgoingLimit and a
+    /// block between two frees (owner only).
+    var outgoingHeld: UInt
   }
   static let binsBytes = MemoryLayout<Bin>.stride * Int(SWM_NUM_CLASSES)
   static let outgoingBytes = MemoryLayout<Outgoing>.stride * Int(SWM_NUM_CLASSES)
@@ -226,9 +229,9 @@ enum ThreadCache {
     while c < UInt32(SWM_NUM_CLASSES) {
       let bin = bins + Int(c)
       if bin.pointee.count > 0 { releaseBatch(bin, sizeClass: c, count: bin.pointee.count) }
-      Remote.flush(outgoing(cache, c), sizeClass: c)
       c &+= 1
     }
+    Remote.flushAll(cache)
     Remote.drain(cache, closing: closing)
   }
 }
