@@ -80,9 +80,10 @@ enum Remote {
 
   /// The most bytes a thread's outgoing lists hold together: past it,
   /// every list goes out. A thread that goes idle keeps its outgoing lists
-  /// (only it may touch them), so they are kept short: one list per class
-  /// up to a batch let an idle thread that had freed a few blocks of each
-  /// of 27 classes for another keep 25-30 KiB of them (a hostile test).
+  /// (only it may touch them), so they are kept short: a bound per list
+  /// (a batch, or 4 KiB) let each of 300 idle threads that had freed just
+  /// under it in each of 27 classes for a neighbour keep 75-82 KiB in use
+  /// (a hostile test; 7 KiB with this bound).
   static let outgoingLimit: UInt = 8 << 10
 
   /// What an inbox list may hold: what the owner's bin may (nothing for a
