@@ -62,17 +62,14 @@ enum Invariants {
     if heap.state.pointee.heapBytes < free { fail("page heap holds fewer bytes than it has free", nil) }
     // secure mode's kept guarded spans (PageHeap+GuardedPool.swift)
     var kept: UInt = 0
-    withUnsafeMutablePointer(to: &heap.state.pointee.guardedLists) {
-      let lists = UnsafeMutableRawPointer($0).assumingMemoryBound(to: SpanList.self)
-      for n in 1..<PageHeapState.guardedListCount {
-        var cursor = lists[n].head
-        while let span = cursor {
-          if span.pointee.kind != SpanKind.pooled || !span.pointee.guarded || span.pointee.pages != UInt(n) {
-            fail("kept guarded span that is not one:", span)
-          }
-          kept &+= span.pointee.bytes &- OSMemory.pageSize
-          cursor = span.pointee.next
+    for n in 1..<PageHeapState.guardedListCount {
+      var cursor = heap.guardedList(UInt(n)).pointee.head
+      while let span = cursor {
+        if span.pointee.kind != SpanKind.pooled || !span.pointee.guarded || span.pointee.pages != UInt(n) {
+          fail("kept guarded span that is not one:", span)
         }
+        kept &+= heap.keptBytes(span)
+        cursor = span.pointee.next
       }
     }
     if kept != heap.state.pointee.guardedBytes { fail("kept guarded bytes differ from the kept spans", nil) }

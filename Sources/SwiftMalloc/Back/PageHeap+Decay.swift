@@ -150,7 +150,8 @@ extension PageHeap {
   /// Beyond the dirty cap: decommits down to `keeping`, the spans free the
   /// longest first (in passes by age: half the decay time, an eighth, a
   /// thirty-second, then any), since the ones freed last are the likeliest
-  /// to be asked for next. An eighth of the cap is left as slack so that
+  /// to be asked for next. The callers leave slack below the cap (an eighth
+  /// after a release, a quarter after a page run within the peak) so that
   /// each pass is worth its system calls.
   private func decommitOldest(keeping: UInt) -> Bool {
     let now = source.now()

@@ -31,7 +31,7 @@ extension PageHeap {
     if pages >= UInt(PageHeapState.guardedListCount) || span.pointee.kind != SpanKind.small { return false }
     // kept spans are resident like dirty free pages, and share their cap
     // (within the peak in use, in secure mode), up to guardedLimit
-    let kept = state.pointee.guardedBytes &+ span.pointee.bytes &- OSMemory.pageSize
+    let kept = state.pointee.guardedBytes &+ keptBytes(span)
     if kept > PageHeapState.guardedLimit
       || state.pointee.dirtyBytes &+ kept > dirtyCap() { return false }
     span.pointee.kind = SpanKind.pooled
@@ -51,13 +51,13 @@ extension PageHeap {
     let list = guardedList(pages)
     guard let span = list.pointee.head else { return nil }
     list.pointee.remove(span)
-    state.pointee.guardedBytes &-= span.pointee.bytes &- OSMemory.pageSize
+    state.pointee.guardedBytes &-= keptBytes(span)
     span.pointee.kind = 0
     return span
   }
 
   private func giveBack(_ span: SpanPtr) {
-    state.pointee.guardedBytes &-= span.pointee.bytes &- OSMemory.pageSize
+    state.pointee.guardedBytes &-= keptBytes(span)
     span.pointee.kind = SpanKind.pageRun  // not small: released, not kept again
     release(span)
   }
@@ -79,8 +79,14 @@ extension PageHeap {
     return true
   }
 
+  /// What a kept span adds to `guardedBytes`: its bytes less its guard
+  /// page (which `guardBytes` counts).
   @inline(__always)
-  private func guardedList(_ pages: UInt) -> UnsafeMutablePointer<SpanList> {
+  func keptBytes(_ span: SpanPtr) -> UInt { span.pointee.bytes &- OSMemory.pageSize }
+
+  /// The list of kept spans of `pages` pages (1 ..< guardedListCount).
+  @inline(__always)
+  func guardedList(_ pages: UInt) -> UnsafeMutablePointer<SpanList> {
     UnsafeMutableRawPointer(withUnsafeMutablePointer(to: &state.pointee.guardedLists) { $0 })
       .assumingMemoryBound(to: SpanList.self) + Int(pages)
   }

@@ -204,7 +204,6 @@ struct PageHeap<Site: PageHeapSite> {
     return best
   }
 
-
   /// Registers fresh OS memory as a free span, merged with the free spans on
   /// either side (mmap regions often land just below the previous one).
   private func addRegion(_ region: OSMemory.Region) -> SpanPtr? {

@@ -148,11 +148,6 @@ extension Quarantine {
 }
 
 extension Quarantine {
-  /// Starts loading, for a write, the lines of a block over 576 bytes that
-  /// the exit check did not read: its next free zeroes all of them, and
-  /// those stores, missing the cache, would hold up the next lock (a locked
-  /// instruction waits for every store before it). Blocks wait on a ready
-  /// list for about a batch of mallocs, time enough for the lines to come.
   /// Starts loading the lines the exit check reads of a block over 576
   /// bytes (isIntact): the quarantine's oldest blocks are out of the cache
   /// (it holds 1 MiB of them), and the batch's check, one block after the
@@ -167,11 +162,12 @@ extension Quarantine {
     prefetchLines(block, from: start, to: start &+ checkedStretch)
   }
 
+  /// A hint per line of [from, to) (byte offsets), for a read or a write.
   @inline(__always)
-  private static func prefetchLines(_ block: RawPtr, from: Int, to: Int) {
+  private static func prefetchLines(_ block: RawPtr, from: Int, to: Int, forWrite: Bool = false) {
     var offset = from
     while offset < to {
-      swm_prefetch(block + offset)
+      if forWrite { swm_prefetch_write(block + offset) } else { swm_prefetch(block + offset) }
       offset &+= 64
     }
   }
@@ -180,14 +176,15 @@ extension Quarantine {
   /// check's own loads (8 KiB pairs ran 25% slower with them).
   static let prefetchedSizeLimit = 2048
 
+  /// Starts loading, for a write, the lines of a block over 576 bytes that
+  /// the exit check did not read: its next free zeroes all of them, and
+  /// those stores, missing the cache, would hold up the next lock (a locked
+  /// instruction waits for every store before it). Blocks wait on a ready
+  /// list for about a batch of mallocs, time enough for the lines to come.
   @inline(__always)
   static func prefetchUnchecked(_ block: RawPtr, size: Int) {
     if size <= checkedHead &+ checkedStretch &+ checkedTail || size > prefetchedSizeLimit { return }
-    var offset = checkedHead
-    while offset < size &- checkedTail {
-      swm_prefetch_write(block + offset)
-      offset &+= 64
-    }
+    prefetchLines(block, from: checkedHead, to: size &- checkedTail, forWrite: true)
   }
 }
 
