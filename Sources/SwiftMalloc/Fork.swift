@@ -65,4 +65,9 @@ func swmcore_fork_reset_all() {
   forEachForkLock({ swm_lock_reset($0) }, spin: { swm_pool_spin_reset($0) })
   swm_lock_reset(registryLock)
   Remote.closeOtherInboxes()
+  var c: UInt32 = 1
+  while c < UInt32(SWM_NUM_CLASSES) {
+    Central.list(c).pointee.randoms.left = 0  // the parent draws the same words
+    c &+= 1
+  }
 }

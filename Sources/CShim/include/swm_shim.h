@@ -268,10 +268,24 @@ static inline void swm_sys_write(int fd, const void *buf, size_t len) {
     len -= (size_t)n;
   }
 }
+/* Fills `words` 64-bit words with the kernel's random bytes (getrandom,
+ * GRND_NONBLOCK); where it fails (no entropy yet, seccomp), with words mixed
+ * from the stack address, the thread id and the index: unpredictable enough
+ * for layout, never a failure. */
+static inline void swm_sys_random_fill(uint64_t *out, size_t words) {
+  if (SWM_SYSCALL(SYS_getrandom, out, words * sizeof *out, 0x0001 /* GRND_NONBLOCK */) == (long)(words * sizeof *out))
+    return;
+  uint64_t seed = (uint64_t)(uintptr_t)&seed ^ (uint64_t)SWM_SYSCALL(SYS_gettid, 0, 0, 0) << 32;
+  for (size_t i = 0; i < words; i++) {
+    uint64_t z = (seed += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    out[i] = z ^ (z >> 31);
+  }
+}
 static inline uint64_t swm_sys_random(void) {
-  uint64_t v = 0;
-  if (SWM_SYSCALL(SYS_getrandom, &v, sizeof v, 0x0001 /* GRND_NONBLOCK */) != (long)sizeof v)
-    v = (uint64_t)(uintptr_t)&v * 0x9E3779B97F4A7C15ull ^ (uint64_t)SWM_SYSCALL(SYS_gettid, 0, 0, 0);
+  uint64_t v;
+  swm_sys_random_fill(&v, 1);
   return v;
 }
 
