@@ -88,7 +88,8 @@ extension Quarantine {
   /// Puts a chain of blocks fresh from the central list (linked through
   /// word 0) on the calling thread's shard's ready list of `sizeClass`, as
   /// far as it has room; the rest goes back. Their first two words are
-  /// cleared, as takeReady expects them.
+  /// cleared, as takeReady expects them. Every 16th stock of a shard lets
+  /// the heap decay (Heap.tick).
   static func stock(_ chain: RawPtr?, sizeClass: UInt32) {
     let shard = currentShard
     let q = state(shard)
@@ -96,6 +97,8 @@ extension Quarantine {
     var rest = Batch()
     var cursor = chain
     swm_lock(lock(shard))
+    q.pointee.stocks &+= 1
+    let tick = q.pointee.stocks & 15 == 0
     while let block = cursor {
       cursor = block.load(as: RawPtr?.self)
       block.storeBytes(of: 0, as: UInt.self)
@@ -108,6 +111,7 @@ extension Quarantine {
     }
     swm_unlock(lock(shard))
     rest.releaseRest()
+    if tick { Heap.tick() }  // as Quarantine.drain, for a program that only allocates
   }
 
   /// Gives every ready list back to the central lists (malloc_trim, and

@@ -69,8 +69,12 @@ enum Quarantine {
     var count: UInt
     /// Bytes of the blocks in this shard (free memory in mallinfo2).
     var bytes: UInt
-    /// Blocks that left this shard (salts the exit check's stretches).
+    /// Blocks that left this shard (salts the exit check's stretches and
+    /// paces the decay: Quarantine.drain).
     var exits: UInt
+    /// Stocks of this shard's ready lists from the central lists (paces the
+    /// decay of a program that only allocates: Quarantine.stock).
+    var stocks: UInt
     /// Blocks that left this shard checked, for the mallocs of its threads
     /// (Quarantine+Ready.swift): a stack of up to readyDepth per class, kept
     /// outside the blocks (class c's at c * readyDepth).
@@ -124,13 +128,20 @@ enum Quarantine {
   }
 
   /// Takes batches of the oldest blocks of `shard` out until count <= depth
-  /// and bytes <= maxBytes (or one block is left), releasing each batch.
+  /// and bytes <= maxBytes (or one block is left), releasing each batch;
+  /// every 512 blocks out of a shard, lets the page heap and the kept mmap
+  /// blocks decay (Heap.tick, which the thread caches' slow paths call in
+  /// the default mode: without it a program whose frees never empty a span
+  /// kept up to the dirty limit, 64 MiB, resident for good).
   @inline(never)
   private static func drain(_ shard: Int) {
     var out = Batch()
     let q = state(shard)
+    var firstExit: UInt = 0
+    var first = true
     while true {
       swm_lock(lock(shard))
+      if first { firstExit = q.pointee.exits; first = false }
       while out.count < batch && out.bytes < batchBytes
               && (q.pointee.count > depth || q.pointee.bytes > maxBytes && q.pointee.count > 1) {
         let (block, sizeClass) = evictOldest(q)
@@ -138,7 +149,11 @@ enum Quarantine {
       }
       out.salt = q.pointee.exits
       swm_unlock(lock(shard))
-      if out.count == 0 { return }
+      if out.count == 0 {
+        // every 512 blocks out: decay, with no thread cache to call it
+        if firstExit &>> 9 != out.salt &>> 9 { Heap.tick() }
+        return
+      }
       out.leave(shard)
       out.count = 0
       out.bytes = 0
