@@ -1,11 +1,11 @@
 # Tests/tests.mk: the test targets (included by the top-level Makefile).
 #
 #   make test          everything: check-symbols, the size-class table check,
-#                      swift test, the C tests (preloaded and static) and the
+#                      swift test, the C tests (preloaded, static and secure) and the
 #                      real programs; ends with "N passed, M failed" (N, M
 #                      over the C and real-program checks); non-zero on any
 #                      failure
-#   make c-tests       Tests/C/*.c, each preloaded and statically linked
+#   make c-tests       Tests/C/*.c, each preloaded, statically linked and in secure mode
 #   make c-tests-glibc the same tests against plain glibc (validates the tests)
 #   make cxx-tests     the C++ operators (Tests/cxx): preloaded, secure, linked
 #                      statically through new/delete only, and against glibc

@@ -40,6 +40,7 @@ extern void free_aligned_sized(void *p, size_t alignment, size_t size) __attribu
 static int t_failures;
 static int t_checks;
 static int ours;           /* 1 when the process runs on swiftmalloc */
+static int secure;         /* 1 when it is the secure library (run.sh's mode secure: SWM_TEST_SECURE=1) */
 static const char *t_name = "test";
 static inline int t_finish(void);
 
@@ -197,6 +198,7 @@ static inline void t_init(const char *name) {
   t_name = name;
   setvbuf(stdout, NULL, _IOLBF, 0);
   ours = detect_swiftmalloc();
+  secure = ours && getenv("SWM_TEST_SECURE") != NULL;
   const char *expect = getenv("SWM_TEST_EXPECT");
   if (expect && strcmp(expect, "swiftmalloc") == 0)
     REQUIRE(ours, "expected swiftmalloc to be the process allocator, but malloc_stats() is not ours");

@@ -9,8 +9,10 @@
 #                                and, in mode glibc, without it (this checks the
 #                                tests themselves against glibc's malloc)
 #   build/tests/C/<name>.static  linked with build/libswiftmalloc.a (mode static)
-# Mode secure (not a default) preloads build/libswiftmalloc-secure.so instead.
-# Default modes: preload static. Every run has a 60 s timeout and prints one
+# Mode secure preloads build/libswiftmalloc-secure.so instead (a test that
+# needs the library is linked with that one for it: build/tests/C/<name>.secure)
+# and sets SWM_TEST_SECURE=1 for the rules secure mode changes.
+# Default modes: preload static secure. Every run has a 60 s timeout and prints one
 # PASS/FAIL line per test and mode. SWM_TEST_EXPECT tells the test which
 # allocator it must find (it fails if it finds the other).
 #
@@ -20,17 +22,18 @@ set -u
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 
-MODES=${SWM_C_MODES:-"preload static"}
+MODES=${SWM_C_MODES:-"preload static secure"}
 if [ "${1:-}" = "-m" ]; then MODES=$2; shift 2; fi
 CC_TEST=${TEST_CC:-gcc}
 CFLAGS_TEST="-O1 -g -pthread -Wall -Wextra -I $ROOT/build/include"
 OUT=$ROOT/build/tests/C
 SO=$ROOT/build/libswiftmalloc.so
+SECURE_SO=$ROOT/build/libswiftmalloc-secure.so
 LIBA=$ROOT/build/libswiftmalloc.a
 TIMEOUT=${SWM_TEST_TIMEOUT:-60}
 mkdir -p "$OUT"
 
-for f in "$SO" "$LIBA" "$ROOT/build/include/swiftmalloc.h"; do
+for f in "$SO" "$SECURE_SO" "$LIBA" "$ROOT/build/include/swiftmalloc.h"; do
   if [ ! -e "$f" ]; then echo "run.sh: $f is missing (run make first)"; exit 2; fi
 done
 
@@ -71,12 +74,16 @@ for name in "${tests[@]}"; do
   # its plain executable links the .so (and is still run preloaded); it has
   # no glibc mode.
   needs_lib=0
+  secure_bin=$OUT/$name
   if ! $CC_TEST $CFLAGS_TEST "$src" -o "$OUT/$name" >"$log" 2>&1; then
     needs_lib=1
     if ! $CC_TEST $CFLAGS_TEST "$src" "$SO" -Wl,-rpath,"$ROOT/build" -o "$OUT/$name" >>"$log" 2>&1; then
       for mode in $MODES; do report "$name" "$mode" "does not compile" 0 "$log"; done
       continue
     fi
+    # linked with the default library, it would load both copies
+    secure_bin=$OUT/$name.secure
+    $CC_TEST $CFLAGS_TEST "$src" "$SECURE_SO" -Wl,-rpath,"$ROOT/build" -o "$secure_bin" >>"$log" 2>&1 || secure_bin=""
   fi
   static_ok=1
   if ! $CC_TEST $CFLAGS_TEST "$src" "$LIBA" -o "$OUT/$name.static" >>"$log" 2>&1; then static_ok=0; fi
@@ -95,7 +102,12 @@ for name in "${tests[@]}"; do
         else
           timeout -k 5 "$TIMEOUT" env SWM_TEST_EXPECT=swiftmalloc "$OUT/$name.static" >"$log" 2>&1
         fi ;;
-      secure) timeout -k 5 "$TIMEOUT" env SWM_TEST_EXPECT=swiftmalloc LD_PRELOAD="$ROOT/build/libswiftmalloc-secure.so" "$OUT/$name" >"$log" 2>&1 ;;
+      secure)
+        if [ -z "$secure_bin" ]; then
+          cp "$OUT/$name.build.log" "$log"; false
+        else
+          timeout -k 5 "$TIMEOUT" env SWM_TEST_EXPECT=swiftmalloc SWM_TEST_SECURE=1 LD_PRELOAD="$SECURE_SO" "$secure_bin" >"$log" 2>&1
+        fi ;;
       glibc) timeout -k 5 "$TIMEOUT" env SWM_TEST_EXPECT=glibc "$OUT/$name" >"$log" 2>&1 ;;
       *) echo "run.sh: unknown mode $mode"; exit 2 ;;
     esac
