@@ -129,6 +129,11 @@ func deallocate(_ pointer: RawPtr?, call: StaticString) {
         bin.pointee.count &+= 1
         return
       }
+    } else if small.owner != 0 && ThreadCache.registered(cache) {
+      // another thread's span (owner 0: none, and secure mode's spans):
+      // onto the outgoing list for it, inline in the common case
+      p.storeBytes(of: tag, toByteOffset: 8, as: UInt.self)
+      if Remote.trySend(p, cache: cache, sizeClass: sizeClass, owner: small.owner) { return }
     }
     freeSmallSlow(p, small: small, call: call)
     return

@@ -71,6 +71,13 @@ enum ThreadCache {
   static var dead: RawPtr { UnsafeMutableRawPointer(withUnsafeMutablePointer(to: &Heap.state.pointee.deadCache) { $0 }) }
   @inline(__always) static var fresh: RawPtr { swm_fresh_cache_get() }
 
+  /// Whether `cache` (the thread's TLS value) is a real cache, registered
+  /// for its thread's exit: what current() would return without work.
+  @inline(__always)
+  static func registered(_ cache: RawPtr) -> Bool {
+    cache != fresh && cache != dead && header(cache).pointee.registered != 0
+  }
+
   /// The calling thread's cache if it has a real one (not a sentinel).
   @inline(__always)
   static func existing() -> RawPtr? {
