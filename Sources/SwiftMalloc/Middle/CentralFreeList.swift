@@ -26,12 +26,12 @@ struct CentralFreeList {
 }
 
 /// Random words drawn from the kernel in one getrandom call and used one at
-/// a time (a secure-mode heap that cycles spans made 12.8k calls in 0.27 s
-/// of mimalloc-bench-like frag, one per new span; now an eighth). Kept
+/// a time (secure mode's heap, which cycles spans, made 12.8k calls, one per
+/// new span, in 0.27 s of bench's `frag` at scale 0.3; now an eighth). Kept
 /// under the lock of the list that holds it; a forked child drops what it
 /// inherited (its parent would draw the same words).
 ///
-/// Invariant: words[count - left ..< count] are unused draws.
+/// Invariant: words[0 ..< left] are the unused draws (next() takes the last).
 struct RandomWords {
   static let count = 8
   var words: InlineArray<8, UInt64>
