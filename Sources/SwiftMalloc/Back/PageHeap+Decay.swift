@@ -31,7 +31,7 @@ extension PageHeap {
     let cap = dirtyCap()
     if dirty > cap {
       if decommitOldest(keeping: cap &- cap / 8) { state.pointee.decays &+= 1 }
-    } else if dirty > 0 {
+    } else if hasResidentFree {
       decayOld(now: source.now())
     }
   }
@@ -90,6 +90,14 @@ extension PageHeap {
     return min(cap, ceiling > inUse ? ceiling &- inUse : 0)
   }
 
+  /// Whether anything free may be resident: dirty free pages, or secure
+  /// mode's kept guarded spans, which decayOld gives back first (they are
+  /// not free spans: checking the dirty bytes alone, a secure-mode program
+  /// whose freed spans were all kept never decayed them, 51 MB of 55 after
+  /// 15 s of light malloc/free, a hostile test).
+  @inline(__always)
+  var hasResidentFree: Bool { state.pointee.freeBytes != state.pointee.cleanBytes || state.pointee.guardedBytes != 0 }
+
   /// Decommits what has been free for the whole decay time, at most every
   /// quarter of it (lock held).
   private func decayOld(now: UInt) {
@@ -116,8 +124,7 @@ extension PageHeap {
   @inline(never)
   func tick() {
     let now = source.now()
-    if now &- state.pointee.lastDecay < state.pointee.decayMilliseconds / 4
-      || state.pointee.freeBytes == state.pointee.cleanBytes { return }
+    if now &- state.pointee.lastDecay < state.pointee.decayMilliseconds / 4 || !hasResidentFree { return }
     if swm_trylock(lock) == 0 { return }
     decayOld(now: now)
     swm_unlock(lock)
