@@ -184,19 +184,23 @@ static int decay_child(int busy) {
   return 0;
 }
 
+/* Runs a decay child (`mode`) with a 200 ms decay time: what it kept of
+ * the KiB its freed blocks had added must be at most a tenth plus 4 MiB. */
+static void check_decay_child(const char *mode, const char *what) {
+  char out[64] = "";
+  const char *vars[] = {"SWIFTMALLOC_DECAY_MS=200", NULL};
+  int st = run_self_env("remote", mode, vars, out, sizeof out, NULL);
+  long kept = -1, added = -1;
+  sscanf(out, "%ld %ld", &kept, &added);
+  printf("remote: %s: %ld KiB of %ld kept after 1.5 s\n", what, kept, added);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && added > 0, "%s: child failed (status %d)", what, st);
+  CHECK(kept <= added / 10 + (4 << 10), "%s: %ld KiB of %ld kept", what, kept, added);
+}
+
 static void test_remote_frees_decay(void) {
   if (!ours) return;
-  for (int busy = 0; busy <= 1; busy++) {
-    char out[64] = "";
-    const char *vars[] = {"SWIFTMALLOC_DECAY_MS=200", NULL};
-    int st = run_self_env("remote", busy ? "--decay-child-busy" : "--decay-child-idle", vars, out, sizeof out, NULL);
-    long kept = -1, added = -1;
-    sscanf(out, "%ld %ld", &kept, &added);
-    printf("remote: 43 MiB freed by another thread, owner %s: %ld KiB of %ld kept after 1.5 s\n",
-           busy ? "allocating other sizes" : "asleep", kept, added);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && added > 0, "decay child failed (status %d)", st);
-    CHECK(kept <= added / 10 + (4 << 10), "owner %s: %ld KiB of %ld kept", busy ? "busy" : "asleep", kept, added);
-  }
+  check_decay_child("--decay-child-idle", "43 MiB freed by another thread, owner asleep");
+  check_decay_child("--decay-child-busy", "43 MiB freed by another thread, owner allocating other sizes");
 }
 
 /* Secure mode: spans emptied by another thread's frees are kept with their
@@ -237,14 +241,7 @@ static int kept_child(void) {
 
 static void test_secure_kept_spans_decay(void) {
   if (!secure) return; /* the default mode keeps no spans; its light traffic stays in the thread cache */
-  char out[64] = "";
-  const char *vars[] = {"SWIFTMALLOC_DECAY_MS=200", NULL};
-  int st = run_self_env("remote", "--kept-child", vars, out, sizeof out, NULL);
-  long kept = -1, added = -1;
-  sscanf(out, "%ld %ld", &kept, &added);
-  printf("remote: secure mode, %ld KiB freed by another thread into kept spans: %ld KiB kept after 1.5 s\n", added, kept);
-  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && added > 0, "kept-spans child failed (status %d)", st);
-  CHECK(kept <= added / 10 + (4 << 10), "kept spans: %ld KiB of %ld kept", kept, added);
+  check_decay_child("--kept-child", "secure mode, blocks freed by another thread into kept spans");
 }
 
 int main(int argc, char **argv) {

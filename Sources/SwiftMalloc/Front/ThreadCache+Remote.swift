@@ -107,15 +107,8 @@ enum Remote {
     if trySend(block, cache: cache, sizeClass: sizeClass, owner: owner) { return }
     let out = ThreadCache.outgoing(cache, sizeClass)
     if out.pointee.count != 0 && out.pointee.destination != owner { flush(cache, sizeClass) }
-    block.storeBytes(of: out.pointee.head, as: RawPtr?.self)
-    if out.pointee.head == nil {
-      out.pointee.tail = block
-      out.pointee.destination = owner
-    }
-    out.pointee.head = block
-    out.pointee.count &+= 1
     let header = ThreadCache.header(cache)
-    header.pointee.outgoingHeld &+= UInt(swm_class_to_size(sizeClass))
+    append(block, to: out, owner: owner, header: header, held: header.pointee.outgoingHeld &+ UInt(swm_class_to_size(sizeClass)))
     if out.pointee.count >= UInt32(swm_class_batch_size(sizeClass)) { flush(cache, sizeClass) }
     else if header.pointee.outgoingHeld > outgoingLimit { flushAll(cache) }
   }
@@ -133,15 +126,23 @@ enum Remote {
     let count = out.pointee.count
     if count != 0 && out.pointee.destination != owner || count &+ 1 >= UInt32(swm_class_batch_size(sizeClass))
         || held > outgoingLimit { return false }
+    append(block, to: out, owner: owner, header: header, held: held)
+    return true
+  }
+
+  /// Pushes `block` on `out` (empty or for `owner`) and records `held`,
+  /// the thread's outgoing bytes with it.
+  @inline(__always)
+  private static func append(_ block: RawPtr, to out: UnsafeMutablePointer<Outgoing>, owner: UInt32,
+                             header: UnsafeMutablePointer<ThreadCache.Header>, held: UInt) {
     block.storeBytes(of: out.pointee.head, as: RawPtr?.self)
-    if count == 0 {
+    if out.pointee.count == 0 {
       out.pointee.tail = block
       out.pointee.destination = owner
     }
     out.pointee.head = block
-    out.pointee.count = count &+ 1
+    out.pointee.count &+= 1
     header.pointee.outgoingHeld = held
-    return true
   }
 
   /// Sends every outgoing list of `cache`.

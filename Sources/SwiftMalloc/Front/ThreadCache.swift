@@ -75,14 +75,18 @@ enum ThreadCache {
   /// for its thread's exit: what current() would return without work.
   @inline(__always)
   static func registered(_ cache: RawPtr) -> Bool {
-    cache != fresh && cache != dead && header(cache).pointee.registered != 0
+    isReal(cache) && header(cache).pointee.registered != 0
   }
+
+  /// Whether a TLS value is a cache, not the fresh or dead sentinel.
+  @inline(__always)
+  static func isReal(_ cache: RawPtr) -> Bool { cache != fresh && cache != dead }
 
   /// The calling thread's cache if it has a real one (not a sentinel).
   @inline(__always)
   static func existing() -> RawPtr? {
     let cache = swm_tls_get()
-    return cache == fresh || cache == dead ? nil : cache
+    return isReal(cache) ? cache : nil
   }
 
   @inline(__always)
