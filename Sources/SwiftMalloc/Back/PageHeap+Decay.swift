@@ -57,6 +57,24 @@ extension PageHeap {
     if inUse > state.pointee.inUsePeak { state.pointee.inUsePeak = inUse }
   }
 
+  /// notePeak for a central list's span, whose bytes count towards the
+  /// small spans' peak too (spanSlack).
+  func notePeak(span: SpanPtr) {
+    notePeak()
+    let bytes = state.pointee.spanBytes &+ span.pointee.bytes
+    state.pointee.spanBytes = bytes
+    if bytes > state.pointee.spanPeak { state.pointee.spanPeak = bytes }
+  }
+
+  /// A central list's span going back (release): no longer in spanBytes
+  /// (which only counts with dirtyWithinPeak; never below zero, should
+  /// the setting come after spans were made).
+  @inline(__always)
+  func forgetSpan(_ span: SpanPtr) {
+    let bytes = state.pointee.spanBytes
+    state.pointee.spanBytes = bytes > span.pointee.bytes ? bytes &- span.pointee.bytes : 0
+  }
+
   /// How many dirty free bytes may stay resident at once: the dirty limit
   /// (bytes), or, unless the limit was set (`dirtyLimitFixed`), the bytes
   /// the heap has in use if that is more. A program that churns
@@ -72,23 +90,37 @@ extension PageHeap {
   ///
   /// With `dirtyWithinPeak` (secure mode) the cap is also kept to the
   /// headroom below the peak: in use plus dirty stays within the most ever
-  /// in use plus `peakSlack` (1 MiB), so free pages kept for reuse raise
-  /// the process's peak by 1 MiB at most. (Without the slack a program that
-  /// stays at its peak, as bench's random reallocs do, decommitted and
-  /// faulted in again a page run at nearly every allocation: 1250 madvise
-  /// calls against 78.) A churn well below its peak keeps
-  /// its free pages; near the peak they go back (the `large` workload: peak
-  /// RSS 1.20x hardened_malloc's without it, whose large blocks are fresh
-  /// mappings each time).
+  /// in use plus `spanSlack`, an eighth of the most the central lists'
+  /// spans have held (at least `peakSlack`, 1 MiB), so free pages kept for
+  /// reuse raise the process's peak by that much at most. Without any slack
+  /// a program that stays at its peak, as bench's random reallocs do,
+  /// decommitted and faulted in again a page run at nearly every
+  /// allocation (1250 madvise calls against 78). With 1 MiB, a program
+  /// whose size classes take turns near its peak (bench's `frag`, bands of
+  /// sizes) decommitted, faulted in and guarded again the pages of each
+  /// band: 2,123 madvise(MADV_DONTNEED) calls and 4,094 spans the kept pool
+  /// refused, 1.02-1.05x hardened_malloc's time; with an eighth of its
+  /// small spans' peak, 401 and none, 0.96x, peak RSS 50.5 -> 52.4 MB (0.81x
+  /// hardened's). An eighth of the whole peak instead gave the `large`
+  /// workload (page runs and mmap blocks, few small spans) 1.11x
+  /// hardened_malloc's peak RSS against 0.99x, whose large blocks are fresh
+  /// mappings each time; its page runs gain little from free pages kept
+  /// (140 us per operation against hardened_malloc's 490). A churn well
+  /// below its peak keeps its free pages.
   func dirtyCap() -> UInt {
     let limit = state.pointee.dirtyLimit
     if state.pointee.dirtyLimitFixed { return limit }
     let inUse = state.pointee.inUseBytes
     let cap = max(limit, inUse)
     if !state.pointee.dirtyWithinPeak { return cap }
-    let ceiling = state.pointee.inUsePeak &+ PageHeapState.peakSlack
+    let ceiling = state.pointee.inUsePeak &+ spanSlack
     return min(cap, ceiling > inUse ? ceiling &- inUse : 0)
   }
+
+  /// How far in use plus dirty may pass the peak in use (dirtyCap): an
+  /// eighth of the central lists' spans' peak, at least `peakSlack`.
+  @inline(__always)
+  var spanSlack: UInt { max(PageHeapState.peakSlack, state.pointee.spanPeak &>> 3) }
 
   /// Whether anything free may be resident: dirty free pages, or secure
   /// mode's kept guarded spans, which decayOld gives back first (they are

@@ -58,8 +58,7 @@ extension PageHeap {
 
   private func giveBack(_ span: SpanPtr) {
     state.pointee.guardedBytes &-= keptBytes(span)
-    span.pointee.kind = SpanKind.pageRun  // not small: released, not kept again
-    release(span)
+    release(span)  // pooled, not small: released, not kept again
   }
 
   /// Gives every kept span back to the page heap (guard removed,

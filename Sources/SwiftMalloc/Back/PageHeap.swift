@@ -86,11 +86,12 @@ struct PageHeap<Site: PageHeapSite> {
   func allocateSpan(pages: UInt, guardPage: Bool = false) -> SpanPtr? {
     swm_lock(lock)
     if guardPage, let kept = takeGuarded(pages: pages &+ 1) {
+      if state.pointee.dirtyWithinPeak { notePeak(span: kept) }
       swm_unlock(lock)
       return kept
     }
     let span = allocateAligned(pages: guardPage ? pages &+ 1 : pages, alignment: OSMemory.pageSize)
-    if state.pointee.dirtyWithinPeak { notePeak() }
+    if let span, state.pointee.dirtyWithinPeak { notePeak(span: span) }
     swm_unlock(lock)
     if let span, guardPage { protectLastPage(span) }
     return span
@@ -246,6 +247,7 @@ struct PageHeap<Site: PageHeapSite> {
   /// `trim`: false for memory just taken from the OS, which must not be
   /// given back before the request that grew the heap is served.
   func release(_ spanIn: SpanPtr, touched: Bool = true, trim: Bool = true) {
+    if spanIn.pointee.kind == SpanKind.small { forgetSpan(spanIn) }
     if spanIn.pointee.sizeClass != 0 { PageMap.setSmall(spanIn, clear: true) }
     if spanIn.pointee.guarded && keepGuarded(spanIn) { return }  // secure mode
     if spanIn.pointee.guarded && !removeGuard(spanIn) { return }

@@ -7,7 +7,7 @@ import CShim
 struct PageHeapState {
   static let exactLists = 128
   /// With dirtyWithinPeak: the bytes in use plus dirty may pass the peak in
-  /// use by this much (PageHeap.dirtyCap).
+  /// use by this much at least (PageHeap.dirtyCap, spanSlack).
   static let peakSlack: UInt = 1 << 20
 
   /// Bytes in free spans.
@@ -32,6 +32,11 @@ struct PageHeapState {
   /// With dirtyWithinPeak: the most bytes the heap has had in use (not
   /// free), noted after each allocation.
   var inUsePeak: UInt
+  /// With dirtyWithinPeak: bytes of the central lists' spans in use
+  /// (allocateSpan to release), and the most there have been (notePeak);
+  /// the peak sets the slack small spans' free pages get (spanSlack).
+  var spanBytes: UInt
+  var spanPeak: UInt
   /// Bytes the heap holds from its source (free or not): grown, less
   /// what was trimmed from the top.
   var heapBytes: UInt
