@@ -292,6 +292,35 @@ struct TestPageHeap {
     Invariants.checkPageHeap(t.heap)
   }
 
+  /// Secure mode (dirtyWithinPeak): in use plus dirty stays within the
+  /// peak in use plus an eighth of the small spans' peak (at least 1 MiB);
+  /// page runs do not add to that eighth.
+  @Test func secureFreePagesStayWithinThePeakPlusAnEighthOfTheSmallSpans() throws {
+    let t = TestPageHeap(bytes: 64 << 20, topPad: 0, dirtyLimit: 1 << 40)
+    defer { t.close() }
+    t.heap.site.configure(trimThreshold: nil, topPad: nil, withinPeak: true)
+    #expect(t.heap.spanSlack == PageHeapState.peakSlack)
+    // 24 MiB of small spans: the slack is 3 MiB
+    var spans: [SpanPtr] = []
+    for _ in 0..<96 {
+      let span = try #require(t.heap.allocateSpan(pages: 64))
+      span.pointee.kind = SpanKind.small
+      spans.append(span)
+    }
+    #expect(t.heap.spanSlack == 3 << 20)
+    // every other one freed (no two free spans meet): 12 MiB dirty, kept
+    for (i, span) in spans.enumerated() where i % 2 == 0 { t.heap.freeSpan(span) }
+    #expect(t.dirtyBytes == 12 << 20 && t.log.decommits.isEmpty)
+    // a 14 MiB page run from fresh pages raises the peak to 26 MiB in use:
+    // the dirty pages go back down to within 3 MiB of it, not 1
+    let run = try #require(t.heap.allocateRun(14 << 20, alignment: TestPageHeap.page, zeroed: nil, guardPage: false))
+    #expect(t.heap.state.pointee.inUseBytes == 26 << 20)
+    #expect(t.dirtyBytes <= 3 << 20 && t.dirtyBytes > PageHeapState.peakSlack)
+    #expect(t.heap.spanSlack == 3 << 20)  // the page run is not a small span
+    Invariants.checkPageHeap(t.heap)
+    _ = run
+  }
+
   @Test func theDirtyLimitGrowsWithTheBytesInUseUnlessFixed() throws {
     for fixed in [false, true] {
       let t = TestPageHeap(topPad: 0, dirtyLimit: 1 << 40)
