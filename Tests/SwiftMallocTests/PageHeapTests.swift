@@ -321,6 +321,26 @@ struct TestPageHeap {
     _ = run
   }
 
+  /// Guard pages hold no memory: secure mode's peak in use, which bounds
+  /// its free pages, leaves them out (counted, one-page spans doubled it).
+  @Test func securePeakInUseLeavesOutGuardPages() throws {
+    let t = TestPageHeap(topPad: 0, dirtyLimit: 1 << 40)
+    defer { t.close() }
+    t.heap.site.configure(trimThreshold: nil, topPad: nil, withinPeak: true)
+    var spans: [SpanPtr] = []
+    for _ in 0..<64 {
+      let span = try #require(t.heap.allocateSpan(pages: 1, guardPage: true))
+      #expect(span.pointee.guarded && span.pointee.pages == 2)
+      span.pointee.kind = SpanKind.small
+      spans.append(span)
+    }
+    #expect(t.heap.state.pointee.inUseBytes == t.pages(128))
+    #expect(t.heap.state.pointee.inUsePeak == t.pages(64) && t.heap.state.pointee.spanPeak == t.pages(64))
+    for span in spans { t.heap.freeSpan(span) }
+    #expect(t.heap.state.pointee.spanBytes == 0 && t.heap.state.pointee.residentInUseBytes == 0)
+    Invariants.checkPageHeap(t.heap)
+  }
+
   @Test func theDirtyLimitGrowsWithTheBytesInUseUnlessFixed() throws {
     for fixed in [false, true] {
       let t = TestPageHeap(topPad: 0, dirtyLimit: 1 << 40)

@@ -40,8 +40,8 @@ extension PageHeap {
   /// notes the peak in use, and decommits the dirty pages beyond the cap, which the
   /// allocation may have lowered (it took clean pages while dirty ones,
   /// too small for it, stayed resident).
-  func keepWithinPeak() {
-    notePeak()
+  func keepWithinPeak(unguarded: UInt) {
+    notePeak(unguarded: unguarded)
     let cap = dirtyCap()
     if state.pointee.dirtyBytes > cap {
       if decommitOldest(keeping: cap &- cap / 4) { state.pointee.decays &+= 1 }
@@ -52,27 +52,32 @@ extension PageHeap {
   /// peak in use only. A small span is a few pages, and decommitting for
   /// each (a program near its peak) cost the `frag` workload 10% of its
   /// time; the next release or page run applies the cap.
-  func notePeak() {
-    let inUse = state.pointee.inUseBytes
+  /// `unguarded`: bytes of guard pages in use but not yet made (and so not
+  /// yet in guardBytes).
+  func notePeak(unguarded: UInt) {
+    let resident = state.pointee.residentInUseBytes
+    let inUse = resident > unguarded ? resident &- unguarded : 0
     if inUse > state.pointee.inUsePeak { state.pointee.inUsePeak = inUse }
   }
 
-  /// notePeak for a central list's span, whose bytes count towards the
-  /// small spans' peak too (spanSlack).
-  func notePeak(span: SpanPtr) {
-    notePeak()
-    let bytes = state.pointee.spanBytes &+ span.pointee.bytes
+  /// notePeak for a central list's span, whose bytes less its guard page
+  /// (`guardPage`: it has one, or is about to get one when not
+  /// `span.guarded`) count towards the small spans' peak too (spanSlack).
+  func notePeak(span: SpanPtr, guardPage: Bool) {
+    notePeak(unguarded: guardPage && !span.pointee.guarded ? OSMemory.pageSize : 0)
+    let bytes = state.pointee.spanBytes &+ span.pointee.bytes &- (guardPage ? OSMemory.pageSize : 0)
     state.pointee.spanBytes = bytes
     if bytes > state.pointee.spanPeak { state.pointee.spanPeak = bytes }
   }
 
   /// A central list's span going back (release): no longer in spanBytes
   /// (which only counts with dirtyWithinPeak; never below zero, should
-  /// the setting come after spans were made).
+  /// the setting come after spans were made or a guard page not be made).
   @inline(__always)
   func forgetSpan(_ span: SpanPtr) {
     let bytes = state.pointee.spanBytes
-    state.pointee.spanBytes = bytes > span.pointee.bytes ? bytes &- span.pointee.bytes : 0
+    let body = span.pointee.bytes &- (span.pointee.guarded ? OSMemory.pageSize : 0)
+    state.pointee.spanBytes = bytes > body ? bytes &- body : 0
   }
 
   /// How many dirty free bytes may stay resident at once: the dirty limit
@@ -113,8 +118,9 @@ extension PageHeap {
     let inUse = state.pointee.inUseBytes
     let cap = max(limit, inUse)
     if !state.pointee.dirtyWithinPeak { return cap }
+    let resident = state.pointee.residentInUseBytes
     let ceiling = state.pointee.inUsePeak &+ spanSlack
-    return min(cap, ceiling > inUse ? ceiling &- inUse : 0)
+    return min(cap, ceiling > resident ? ceiling &- resident : 0)
   }
 
   /// How far in use plus dirty may pass the peak in use (dirtyCap): an

@@ -55,7 +55,7 @@ struct PageHeap<Site: PageHeapSite> {
     let pages = max(1, (size &+ OSMemory.pageMask) &>> OSMemory.pageShift)
     swm_lock(lock)
     let span = allocateAligned(pages: guardPage ? pages &+ 1 : pages, alignment: alignment)
-    if state.pointee.dirtyWithinPeak { keepWithinPeak() }
+    if state.pointee.dirtyWithinPeak { keepWithinPeak(unguarded: guardPage ? OSMemory.pageSize : 0) }
     swm_unlock(lock)
     guard let span else {
       swm_errno_set(swm_ENOMEM())
@@ -86,12 +86,12 @@ struct PageHeap<Site: PageHeapSite> {
   func allocateSpan(pages: UInt, guardPage: Bool = false) -> SpanPtr? {
     swm_lock(lock)
     if guardPage, let kept = takeGuarded(pages: pages &+ 1) {
-      if state.pointee.dirtyWithinPeak { notePeak(span: kept) }
+      if state.pointee.dirtyWithinPeak { notePeak(span: kept, guardPage: true) }
       swm_unlock(lock)
       return kept
     }
     let span = allocateAligned(pages: guardPage ? pages &+ 1 : pages, alignment: OSMemory.pageSize)
-    if let span, state.pointee.dirtyWithinPeak { notePeak(span: span) }
+    if let span, state.pointee.dirtyWithinPeak { notePeak(span: span, guardPage: guardPage) }
     swm_unlock(lock)
     if let span, guardPage { protectLastPage(span) }
     return span
