@@ -104,9 +104,10 @@ extension PageHeap {
   /// whose size classes take turns near its peak (bench's `frag`, bands of
   /// sizes) decommitted, faulted in and guarded again the pages of each
   /// band: 2,123 madvise(MADV_DONTNEED) calls and 4,094 spans the kept pool
-  /// refused, 1.02-1.05x hardened_malloc's time; with an eighth of its
-  /// small spans' peak, 401 and none, 0.96x, peak RSS 50.5 -> 52.4 MB (0.81x
-  /// hardened's). An eighth of the whole peak instead gave the `large`
+  /// refused, 1.03-1.06x hardened_malloc's time; with an eighth of its
+  /// small spans' peak, 1,230 and 23, 0.99-1.00x, peak RSS 50.5 -> 51.1
+  /// MB (0.79x hardened's). The peak leaves out guard pages
+  /// (residentInUseBytes). An eighth of the whole peak instead gave the `large`
   /// workload (page runs and mmap blocks, few small spans) 1.11x
   /// hardened_malloc's peak RSS against 0.99x, whose large blocks are fresh
   /// mappings each time; its page runs gain little from free pages kept
