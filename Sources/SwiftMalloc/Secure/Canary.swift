@@ -60,10 +60,10 @@ enum Canary {
     let size = UInt(swm_class_to_size(sizeClass))
     block.storeBytes(of: 0, as: UInt.self)                  // fetch's chain link
     block.storeBytes(of: 0, toByteOffset: 8, as: UInt.self) // freed tag
-    if zeroed { block.initializeMemory(as: UInt8.self, repeating: 0, count: Int(n)) }
-    else if mitigations.perturbs { block.initializeMemory(as: UInt8.self, repeating: ~mitigations.perturbByte, count: Int(n)) }
+    let fill: UInt8 = zeroed || !mitigations.perturbs ? 0 : ~mitigations.perturbByte
+    if zeroed || mitigations.perturbs { block.initializeMemory(as: UInt8.self, repeating: fill, count: Int(n)) }
     if mitigations.canaries {
-      writeCanary(block, request: n, end: canaryEnd(request: n, end: size &- 8))
+      writeCanary(block, request: n, end: canaryEnd(request: n, end: size &- 8), fill: fill)
       block.storeBytes(of: n ^ sizeKey(block), toByteOffset: Int(size &- 8), as: UInt.self)
     }
     return block
@@ -82,16 +82,21 @@ enum Canary {
     return block
   }
 
-  /// The canary of bytes [n, end) in its words: the word holding byte n
-  /// (the caller's bytes below n kept) with byte n zero, then whole words.
+  /// The canary of bytes [n, end) in its words: the word holding byte n,
+  /// its bytes below n (the caller's) written as `fill`, with byte n zero,
+  /// then whole words. The caller's bytes are not read back: they were just
+  /// written as `fill` (calloc's zeroing, MALLOC_PERTURB_) or are not yet
+  /// the caller's (malloc's bytes are unspecified), and the read of a block
+  /// whose end lies on a line not yet in the cache was a stall in every
+  /// allocation (a third of Canary.allocate's samples in bench's `frag`).
   /// (n + 8 <= end, end a multiple of 8; little-endian byte order in words.)
   @inline(__always)
-  private static func writeCanary(_ p: RawPtr, request n: UInt, end: UInt) {
+  private static func writeCanary(_ p: RawPtr, request n: UInt, end: UInt, fill: UInt8) {
     let word = UInt(canaryByte) &* 0x0101_0101_0101_0101
     let first = n & ~7
     let shift = (n & 7) &* 8
     let keep: UInt = shift == 0 ? 0 : ~0 &>> (64 &- shift)  // the caller's bytes of the first word
-    let head = UInt(littleEndian: p.load(fromByteOffset: Int(first), as: UInt.self))
+    let head = UInt(fill) &* 0x0101_0101_0101_0101
     let canary = (word & ~(0xff &<< shift)) & ~keep
     p.storeBytes(of: ((head & keep) | canary).littleEndian, toByteOffset: Int(first), as: UInt.self)
     if first &+ 8 < end {
