@@ -70,9 +70,10 @@ extension PageHeap {
     if bytes > state.pointee.spanPeak { state.pointee.spanPeak = bytes }
   }
 
-  /// A central list's span going back (release): no longer in spanBytes
-  /// (which only counts with dirtyWithinPeak; never below zero, should
-  /// the setting come after spans were made or a guard page not be made).
+  /// A central list's span going back (release, with dirtyWithinPeak, as
+  /// notePeak(span:) counts it): no longer in spanBytes (never below zero,
+  /// should the setting come after spans were made or a guard page not be
+  /// made).
   @inline(__always)
   func forgetSpan(_ span: SpanPtr) {
     let bytes = state.pointee.spanBytes

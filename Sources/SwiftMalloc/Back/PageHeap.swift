@@ -247,7 +247,7 @@ struct PageHeap<Site: PageHeapSite> {
   /// `trim`: false for memory just taken from the OS, which must not be
   /// given back before the request that grew the heap is served.
   func release(_ spanIn: SpanPtr, touched: Bool = true, trim: Bool = true) {
-    if spanIn.pointee.kind == SpanKind.small { forgetSpan(spanIn) }
+    if spanIn.pointee.kind == SpanKind.small && state.pointee.dirtyWithinPeak { forgetSpan(spanIn) }
     if spanIn.pointee.sizeClass != 0 { PageMap.setSmall(spanIn, clear: true) }
     if spanIn.pointee.guarded && keepGuarded(spanIn) { return }  // secure mode
     if spanIn.pointee.guarded && !removeGuard(spanIn) { return }
