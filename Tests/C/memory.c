@@ -17,6 +17,10 @@
  * - SWM_M_DIRTY_LIMIT and SWM_M_DECAY_MS: after freeing ~100 MB of small
  *   blocks, RSS keeps at most the dirty limit at once, and with a decay time
  *   of 200 ms goes down to a few MiB while the program keeps allocating.
+ * - Freed mmap blocks no request can reach: the free of an 8 MiB mmap block
+ *   raises the mmap threshold past it (glibc's dynamic threshold), so it is
+ *   unmapped at once, as glibc does, instead of being kept for reuse; and a
+ *   kept block goes back as soon as mallopt raises the threshold past it.
  * glibc has none of these rules: in glibc mode only the bookkeeping runs.
  */
 #include "common.h"
@@ -258,14 +262,55 @@ static void test_kept_large_blocks(void) {
   CHECK(m.hblks == 0 && m.hblkhd == 0, "none after free: hblks %zu hblkhd %zu", m.hblks, m.hblkhd);
 }
 
+/* Runs first: the dynamic threshold only rises, and an earlier test's
+ * frees could have raised it past 8 MiB (the block would come from the heap). */
+static void test_unreachable_block_unmapped(void) {
+  size_t n = V(8 << 20);
+  long start = rss_kib();
+  char *b = malloc(n);
+  REQUIRE(b != NULL, "malloc(8 MiB)");
+  memset(b, 1, n);
+  sink(b);  /* the writes stay: free does not let the compiler drop them */
+  long peak = rss_kib();
+  free(b);
+  long after = rss_kib();
+  printf("memory: an 8 MiB mmap block: RSS +%ld KiB, then -%ld KiB at its free\n", peak - start, peak - after);
+  CHECK(peak - after >= 7 << 10, "the free of an 8 MiB mmap block that raised the threshold past it gave back %ld KiB",
+        peak - after);
+}
+
+/* Runs last: the threshold stays pinned. */
+static void test_kept_block_unmapped_when_unreachable(void) {
+  REQUIRE(mallopt(M_MMAP_THRESHOLD, 1 << 20) == 1, "mallopt(M_MMAP_THRESHOLD, 1 MiB)");
+  size_t n = V(4 << 20);
+  char *c = malloc(n);
+  REQUIRE(c != NULL, "malloc(4 MiB)");
+  memset(c, 1, n);
+  sink(c);
+  long peak = rss_kib();
+  free(c);
+  long kept = peak - rss_kib();
+  /* glibc may serve it from its heap; secure mode keeps no mmap block */
+  if (ours && !secure) CHECK(kept < 1 << 10, "a 4 MiB block above a pinned threshold was not kept (%ld KiB went back)", kept);
+  REQUIRE(mallopt(M_MMAP_THRESHOLD, 16 << 20) == 1, "mallopt(M_MMAP_THRESHOLD, 16 MiB)");
+  void *d = malloc(V(20 << 20));  /* a large-block call: the cache drops what no request can reach */
+  sink(d);
+  free(d);
+  long back = peak - rss_kib();
+  printf("memory: a kept 4 MiB block: -%ld KiB at its free, -%ld KiB once the threshold rose past it\n", kept, back);
+  if (ours) CHECK(back >= 3 << 10, "a kept 4 MiB block stayed resident (%ld KiB back) after the threshold rose to 16 MiB", back);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "--purge-child") == 0) return purge_child();
   t_init("memory");
+  test_unreachable_block_unmapped();
   test_idle_threads();
   test_idle_remote();
   test_budget_knob();
   test_dirty_limit_and_decay();
   test_background_purge();
   test_kept_large_blocks();
+  test_kept_block_unmapped_when_unreachable();
   return t_finish();
 }

@@ -9,7 +9,14 @@ import CShim
 /// `maxBlock`, at most `slots` of them and `maxBytes` in all; a block kept
 /// longer than the decay time (SWIFTMALLOC_DECAY_MS) is unmapped by the next
 /// large-block call or thread-cache tick, and malloc_trim unmaps them all.
-/// Secure mode keeps none (its blocks get fresh guards each time).
+/// Secure mode keeps none (its blocks get fresh guards each time). Nor is a
+/// block kept that no request can reach: one smaller than the mmap
+/// threshold, since requests of its size now come from the heap. glibc's
+/// dynamic threshold makes that the common case: the free of an mmap block
+/// of up to 32 MiB raises the threshold past it (Options.mmapBlockFreed),
+/// and a cache that kept such blocks held up to maxBytes the program could
+/// never get back until the decay time (mimalloc-bench's malloc-large,
+/// buffers of 5-25 MiB: 664 MB peak RSS, 128 MiB of it kept blocks).
 /// Invariants (large-cache lock; after it only meta and page map): `spans`
 /// holds `count` entries first, oldest first; `bytes` is the sum of their
 /// spans' bytes; a kept span's first page names the tombstone in the page
@@ -33,7 +40,7 @@ extension LargeBlocks {
   /// Keeps a freed block; false when it must be unmapped.
   static func keep(_ span: SpanPtr) -> Bool {
     let bytes = span.pointee.bytes
-    if Heap.state.pointee.mitigations.guardPages || bytes > maxBlock { return false }
+    if Heap.state.pointee.mitigations.guardPages || bytes > maxBlock || !reachable(span) { return false }
     let now = UInt(swm_now_ms())
     swm_lock(cacheLock)
     expire(now: now, all: false)
@@ -104,12 +111,28 @@ extension LargeBlocks {
   /// Bytes kept (mapped, resident, free), for the statistics.
   static var cachedBytes: UInt { state.pointee.cache.bytes }
 
-  /// (cache lock held)
+  /// Unmaps the blocks kept longer than the decay time, those no request
+  /// can reach any more (the threshold rose past them, or mmap blocks are
+  /// off), or all of them. (cache lock held)
   private static func expire(now: UInt, all: Bool) {
     let decay = Heap.pageHeap.state.pointee.decayMilliseconds
     while state.pointee.cache.count > 0 && (all || now &- state.pointee.cache.keptAt[0] >= decay) {
       unmap(take(0))
     }
+    var i = state.pointee.cache.count
+    while i > 0 {
+      i &-= 1
+      if !reachable(state.pointee.cache.spans[i]!) { unmap(take(i)) }
+    }
+  }
+
+  /// Whether a request can still be served by this block: it takes the
+  /// mmap route, so it is at least the threshold, and reuse serves only
+  /// requests up to the block's size. (Read without the options lock: a
+  /// block that races a mallopt is kept or dropped either way.)
+  private static func reachable(_ span: SpanPtr) -> Bool {
+    let route = Heap.state.pointee.route
+    return route.mmapEnabled && span.pointee.userPages &<< OSMemory.pageShift >= route.mmapThreshold
   }
 
   /// Removes entry `i` (cache lock held), keeping the order.
