@@ -139,6 +139,14 @@ def render():
     w("  uint64_t q = offset * k->inverse;")
     w("  return ((q >> k->shift) | (q << ((64 - k->shift) & 63))) < k->objects;")
     w("}")
+    w("/* The same test with the class given as c * 16, the byte offset of its")
+    w(" * entry (free's fast path keeps the class that way: no shift). */")
+    w("_Static_assert(sizeof(swm_block_check_t) == 16, \"a class's entry is 16 bytes\");")
+    w("static inline __attribute__((always_inline)) int swm_class_is_block_start_at(size_t c16, uint64_t offset) {")
+    w("  const swm_block_check_t *k = (const swm_block_check_t *)((const char *)swm_class_check + c16);")
+    w("  uint64_t q = offset * k->inverse;")
+    w("  return ((q >> k->shift) | (q << ((64 - k->shift) & 63))) < k->objects;")
+    w("}")
     w("#endif")
     return "\n".join(out) + "\n"
 

@@ -116,12 +116,15 @@ func deallocate(_ pointer: RawPtr?, call: StaticString) {
   guard let small = PageMap.smallFacts(address) else { return freeSpanBlock(pointer, call: call) }
   if small.isSmall {
     let p = pointer.unsafelyUnwrapped  // page 0 is never small
-    let sizeClass = small.sizeClass
-    let tag = Ownership.checkSmallBlock(p, sizeClass: sizeClass, offset: small.spanOffset(of: address),
-                                        use: .release, call: call)
+    let offset = small.spanOffset(of: address)
+    let tag = UInt(bitPattern: p) ^ Heap.state.pointee.tagSecret
+    if !Ownership.isLiveSmallBlock(p, facts: small, offset: offset, tag: tag) {
+      return Ownership.rejectSmallBlock(p, sizeClass: small.sizeClass, offset: offset, use: .release, call: call)
+    }
     let cache = swm_tls_get()
+    let sizeClass = small.sizeClass
     if small.owner == ThreadCache.id(cache) {
-      let bin = cache.assumingMemoryBound(to: Bin.self) + Int(sizeClass)
+      let bin = (cache + small.classTimes16).assumingMemoryBound(to: Bin.self)  // Bin is 16 bytes
       if bin.pointee.count < bin.pointee.limit {
         p.storeBytes(of: bin.pointee.head, as: RawPtr?.self)
         p.storeBytes(of: tag, toByteOffset: 8, as: UInt.self)

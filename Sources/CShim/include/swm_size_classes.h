@@ -306,4 +306,12 @@ static inline __attribute__((always_inline)) int swm_class_is_block_start(uint32
   uint64_t q = offset * k->inverse;
   return ((q >> k->shift) | (q << ((64 - k->shift) & 63))) < k->objects;
 }
+/* The same test with the class given as c * 16, the byte offset of its
+ * entry (free's fast path keeps the class that way: no shift). */
+_Static_assert(sizeof(swm_block_check_t) == 16, "a class's entry is 16 bytes");
+static inline __attribute__((always_inline)) int swm_class_is_block_start_at(size_t c16, uint64_t offset) {
+  const swm_block_check_t *k = (const swm_block_check_t *)((const char *)swm_class_check + c16);
+  uint64_t q = offset * k->inverse;
+  return ((q >> k->shift) | (q << ((64 - k->shift) & 63))) < k->objects;
+}
 #endif

@@ -62,6 +62,24 @@ enum Ownership {
     return tag
   }
 
+  /// free's form of checkSmallBlock, split so that its fast path needs no
+  /// stack frame: the test here, and on failure a tail jump to
+  /// rejectSmallBlock, which stops the process (a call to a function that
+  /// never returns made free save and restore a register on every call).
+  @inline(__always)
+  static func isLiveSmallBlock(_ p: RawPtr, facts: SmallFacts, offset: UInt, tag: UInt) -> Bool {
+    swm_class_is_block_start_at(facts.classTimes16, UInt64(offset)) != 0 && p.load(fromByteOffset: 8, as: UInt.self) != tag
+  }
+
+  /// Stops the process for a small block isLiveSmallBlock rejected, with
+  /// checkSmallBlock's message. Returns nothing, rather than Never, so that
+  /// the caller reaches it by a jump.
+  @inline(never)
+  static func rejectSmallBlock(_ p: RawPtr, sizeClass: UInt32, offset: UInt, use: Use, call: StaticString) {
+    _ = checkSmallBlock(p, sizeClass: sizeClass, offset: offset, use: use, call: call)
+    Diagnostics.invalidPointer(call, p)  // not reached: the check above stops for what was rejected
+  }
+
   @inline(never)
   static func freed(_ p: RawPtr, use: Use, call: StaticString) -> Never {
     switch use {
