@@ -294,7 +294,9 @@ public func swmcore_free_aligned_sized(_ p: RawPtr?, _ alignment: UInt, _ size: 
 @c(swmcore_mallopt)
 public func swmcore_mallopt(_ param: Int32, _ value: Int32) -> Int32 {
   Heap.ensureInitialized()
-  return Options.mallopt(param, value)
+  let result = Options.mallopt(param, value)
+  LargeBlocks.trimCache(all: false)  // kept mmap blocks a raised threshold (or M_MMAP_MAX 0) left unreachable
+  return result
 }
 
 /// malloc_trim: the calling thread's cache goes back to the central lists,
