@@ -16,7 +16,8 @@ import CShim
 /// of up to 32 MiB raises the threshold past it (Options.mmapBlockFreed),
 /// and a cache that kept such blocks held up to maxBytes the program could
 /// never get back until the decay time (mimalloc-bench's malloc-large,
-/// buffers of 5-25 MiB: 664 MB peak RSS, 128 MiB of it kept blocks).
+/// buffers of 5-25 MiB: 633 MiB peak RSS, 128 MiB of it kept blocks; now
+/// 514 MiB, glibc 522). mallopt drops what it leaves unreachable at once.
 /// Invariants (large-cache lock; after it only meta and page map): `spans`
 /// holds `count` entries first, oldest first; `bytes` is the sum of their
 /// spans' bytes; a kept span's first page names the tombstone in the page

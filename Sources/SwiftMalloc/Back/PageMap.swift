@@ -20,7 +20,7 @@ import CShim
 ///   bits 4..11   the size class (never 0, so the word is 0 only when empty),
 ///                kept times 16: free indexes the bins and the block-start
 ///                table (16-byte entries both) with it as it is, with no
-///                shift (52 -> 50 instructions on free's fast path),
+///                shift (52 -> 49 instructions on free's fast path),
 ///   bits 12..31  the byte offset of this page from the span's start,
 ///   bits 32..63  the span's owner (Span.owner, a ThreadCache.id, or 0).
 struct SmallFacts {
