@@ -300,18 +300,17 @@ static inline uint32_t swm_class_span_pages(uint32_t c) { return swm_class_pages
 static inline uint32_t swm_class_span_objects(uint32_t c) { return swm_class_objects[c]; }
 static inline uint32_t swm_class_batch_size(uint32_t c) { return swm_class_batch[c]; }
 /* True when `offset` (< 2^32) from a span's start is where one of the
- * span's blocks starts: size divides it and the block is inside the span. */
-static inline __attribute__((always_inline)) int swm_class_is_block_start(uint32_t c, uint64_t offset) {
-  const swm_block_check_t *k = &swm_class_check[c];
-  uint64_t q = offset * k->inverse;
-  return ((q >> k->shift) | (q << ((64 - k->shift) & 63))) < k->objects;
-}
-/* The same test with the class given as c * 16, the byte offset of its
- * entry (free's fast path keeps the class that way: no shift). */
+ * span's blocks starts: size divides it and the block is inside the span.
+ * The class is given as c * 16, the byte offset of its entry (free's fast
+ * path keeps the class that way: no shift). */
 _Static_assert(sizeof(swm_block_check_t) == 16, "a class's entry is 16 bytes");
 static inline __attribute__((always_inline)) int swm_class_is_block_start_at(size_t c16, uint64_t offset) {
   const swm_block_check_t *k = (const swm_block_check_t *)((const char *)swm_class_check + c16);
   uint64_t q = offset * k->inverse;
   return ((q >> k->shift) | (q << ((64 - k->shift) & 63))) < k->objects;
+}
+/* The same test for class c. */
+static inline __attribute__((always_inline)) int swm_class_is_block_start(uint32_t c, uint64_t offset) {
+  return swm_class_is_block_start_at((size_t)c * sizeof(swm_block_check_t), offset);
 }
 #endif
